@@ -1,0 +1,41 @@
+"""The `wmrobust` command. Each subcommand lives in its own module, which owns its
+arguments (``cli(argv)``); modules load only when their subcommand runs, so
+`wmrobust status` never pays for importing torch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("wmrobust.train", "train one run into a run directory (resumable)"),
+    "evaluate": ("wmrobust.evaluate", "evaluate a trained run under perturbation conditions"),
+    "collect": ("wmrobust.evaluate", "collect held-out episodes with a run's final policy"),
+    "rollout": ("wmrobust.rollout", "open-loop prediction error and Jacobian norms on held-out episodes"),
+    "preview": ("wmrobust.preview", "picture of every perturbation family at every level"),
+    "plan": ("wmrobust.plan", "job counts, compute and disk estimates of a scale, before launching"),
+    "status": ("wmrobust.plan", "list runs as running, finished, diverged or resumable"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: wmrobust <command> [options]   (wmrobust <command> --help)", "", "commands:"]
+    lines += [f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"wmrobust: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.cli(name, rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Run configuration: one dataclass tree per run, built from defaults plus overlays.
+
+Defaults live in the dataclasses. Named overlays (agent presets and sizes) and
+the experiment's YAML (variants, scales) are nested dicts applied on top, in
+that order. Every unknown key or badly typed value is refused with an error
+naming its dotted path, e.g. ``agent.latent_error.sigma2``.
+
+This module imports neither torch nor dm_control, so the workflow can resolve
+the whole grid cheaply at DAG-build time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from wmrobust.agent.config import AgentConfig, preset_overlays
+from wmrobust.envs.config import EnvConfig
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a run collects experience and when it learns, evaluates and saves."""
+
+    frames: int = 500_000
+    """Total env frames (agent steps x action repeat) to train for."""
+    prefill_frames: int = 5_000
+    """Env frames collected with uniform random actions before learning starts."""
+    train_ratio: float = 512.0
+    """Replayed steps (batch_size x batch_length) per agent step; sets the update rate."""
+    batch_size: int = 16
+    """Sequences per replay batch."""
+    batch_length: int = 64
+    """Steps per replayed sequence."""
+    replay_capacity: int = 1_000_000
+    """Most agent steps kept in replay (oldest episodes dropped first)."""
+    eval_every_frames: int = 10_000
+    """Env frames between periodic clean evaluations (0 disables them)."""
+    eval_episodes: int = 1
+    """Episodes per periodic clean evaluation."""
+    log_every_frames: int = 1_000
+    """Env frames between rows of training metrics."""
+    checkpoint_every_seconds: float = 600.0
+    """Wall-clock seconds between resume checkpoints."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Torch device; auto picks cuda when available."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run; its hash names its results."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The task and how the agent observes it."""
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    """World model, behaviour, latent error and regularization."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Collection, update rate, evaluation and checkpointing."""
+    seed: int = 0
+    """Seeds torch, numpy and the training environments."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def hash(self) -> str:
+        return config_hash(self)
+
+
+# ---------------------------------------------------------------------------
+# Generic machinery: dicts <-> frozen dataclasses, overlays, hashing.
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain nested dict (JSON/YAML-serializable) of a config dataclass."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def config_hash(cfg: Any) -> str:
+    """Stable short hash of a config: same values, same hash, across processes."""
+    text = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``overlay`` into a copy of ``base`` (overlay wins on leaves)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def build(cls: type, data: dict[str, Any] | None, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested dict, defaults filling the gaps.
+
+    Raises ConfigError naming the dotted key for unknown keys and for values
+    that do not match the field's type.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(
+            f"unknown config key {where}{unknown[0]!s}; valid keys here: {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{path}.{name}" if path else name)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{path or 'config'}: {err}") from err
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, path)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            choices = ", ".join(repr(a) for a in typing.get_args(tp))
+            raise ConfigError(f"{path}: {value!r} is not one of {choices}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, path)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{path}: invalid value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        item_type = args[0] if args else Any
+        return tuple(_coerce(item_type, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def resolve(overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The run config for ``overrides``: defaults, then the agent preset and size
+    overlays they name, then the overrides themselves."""
+    overrides = overrides or {}
+    agent = overrides.get("agent", {}) or {}
+    if not isinstance(agent, dict):
+        raise ConfigError(f"agent: expected a mapping, got {agent!r}")
+    defaults = AgentConfig()
+    preset = agent.get("preset", defaults.preset)
+    size = agent.get("size", defaults.size)
+    layered: dict[str, Any] = {}
+    for overlay in preset_overlays(preset, size):
+        layered = merge(layered, overlay)
+    return build(RunConfig, merge(layered, overrides))
+
+
+def save_yaml(cfg: Any, path: str | Path) -> None:
+    from wmrobust.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def load_yaml(path: str | Path) -> RunConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    try:
+        return build(RunConfig, data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
