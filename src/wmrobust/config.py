@@ -38,11 +38,11 @@ class TrainConfig:
     """Total env frames (agent steps x action repeat) to train for."""
     prefill_frames: int = 5_000
     """Env frames collected with uniform random actions before learning starts."""
-    train_ratio: float = 512.0
-    """Replayed steps (batch_size x batch_length) per agent step; sets the update rate."""
+    train_ratio: float = 160.0
+    """Replayed steps (batch_size x batch_length) per agent step; sets the update rate (DreamerV2: 16x50 every 5 steps = 160)."""
     batch_size: int = 16
     """Sequences per replay batch."""
-    batch_length: int = 64
+    batch_length: int = 50
     """Steps per replayed sequence."""
     replay_capacity: int = 1_000_000
     """Most agent steps kept in replay (oldest episodes dropped first)."""
@@ -56,6 +56,19 @@ class TrainConfig:
     """Wall-clock seconds between resume checkpoints."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Torch device; auto picks cuda when available."""
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """Compute precision of updates: float32, or bfloat16 autocast (CUDA only; parameters stay float32)."""
+    threads: int = 0
+    """Torch CPU threads (0 keeps torch's default)."""
+
+    def __post_init__(self):
+        for name in ("frames", "train_ratio", "batch_size", "batch_length", "replay_capacity",
+                     "eval_episodes", "log_every_frames"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"train.{name}: {getattr(self, name)} must be > 0")
+        for name in ("prefill_frames", "eval_every_frames", "checkpoint_every_seconds", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name}: {getattr(self, name)} must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,19 @@ class RunConfig:
 
     def hash(self) -> str:
         return config_hash(self)
+
+    def identity(self, variant: str) -> dict[str, Any]:
+        """The identifying columns every result row of this run carries."""
+        error = self.agent.latent_error
+        return {
+            "task": self.env.task,
+            "variant": variant,
+            "seed": self.seed,
+            "preset": self.agent.preset,
+            "latent_error": error.kind,
+            "sigma2": error.sigma2 if error.kind == "zero_drift" else float("nan"),
+            "lambda": self.agent.jacobian.weight,
+        }
 
 
 # ---------------------------------------------------------------------------

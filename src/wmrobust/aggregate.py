@@ -1,0 +1,97 @@
+"""Gather per-run results into the tidy tables an artifact reads.
+
+Sources (see config/README.md): `curves` and `runs` from run directories,
+`eval`, `rollout` and `jacobian` by concatenating per-run tables. Each output
+carries provenance listing the git commits its inputs were produced by; a
+mix of commits is warned about here and again in the artifact's caption.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from wmrobust.config import load_yaml, to_dict
+from wmrobust.io import provenance_path, read_table, write_table
+
+RUN_SOURCES = ("curves", "runs")
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "status.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no status file; has the run been trained?") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: corrupt status file ({err})") from err
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value if not isinstance(value, list) else json.dumps(value)
+    return out
+
+
+def run_rows(run_dir: Path, variant: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A run's summary row (identity, status, every hyperparameter) and its training curve."""
+    cfg = load_yaml(run_dir / "config.yaml")
+    status = read_status(run_dir)
+    identity = cfg.identity(variant)
+    diverged_at = status.get("diverged_at") or {}
+    summary = {
+        **identity,
+        "status": status["status"],
+        "frames": status.get("frames"),
+        "config_hash": status.get("config_hash", cfg.hash()),
+        "diverged_at_frames": diverged_at.get("frames"),
+        **_flatten(to_dict(cfg)),
+    }
+    metrics = read_table(run_dir / "metrics.parquet")
+    curve = metrics.loc[metrics["split"].isin(["train", "eval"]), ["frames", "split", "return"]]
+    curve = curve.assign(**identity, status=status["status"])
+    return summary, curve[list(identity) + ["frames", "split", "return", "status"]]
+
+
+def _commits(paths: list[Path]) -> list[str]:
+    """Git commits recorded beside (tables) or inside (status.json) the inputs."""
+    commits = set()
+    for path in paths:
+        meta = path if path.name == "status.json" else provenance_path(path)
+        if meta.exists():
+            commit = json.loads(meta.read_text()).get("git_commit")
+            if commit:
+                commits.add(commit)
+    return sorted(commits)
+
+
+def aggregate(
+    source: str, inputs: list[str | Path], runs: list[dict[str, Any]], out: str | Path, scale: str
+) -> pd.DataFrame:
+    """Build the `source` table of an artifact from its inputs (ordered as ``runs``)."""
+    paths = [Path(p) for p in inputs]
+    if source in RUN_SOURCES:
+        run_dirs = [p.parent for p in paths if p.name == "status.json"]
+        if len(run_dirs) != len(runs):
+            raise ValueError(f"aggregate {source}: {len(run_dirs)} run directories for {len(runs)} runs")
+        rows = [run_rows(d, r["variant"]) for d, r in zip(run_dirs, runs)]
+        if source == "runs":
+            table = pd.DataFrame([summary for summary, _ in rows])
+        else:
+            table = pd.concat([curve for _, curve in rows], ignore_index=True)
+    else:
+        table = pd.concat([read_table(p) for p in paths], ignore_index=True)
+    commits = _commits(paths)
+    if len(commits) > 1:
+        warnings.warn(f"{out}: inputs come from {len(commits)} git commits: {', '.join(commits)}")
+    write_table(table, out, scale=scale, source=source, source_commits=commits)
+    return table

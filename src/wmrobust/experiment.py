@@ -1,0 +1,223 @@
+"""The experiment grid of config/config.yaml: which runs, evaluations and
+artifacts a scale needs, and the resolved run config of each run.
+
+The Snakemake workflow and `wmrobust plan` both read the grid from here, so
+the two never disagree. No torch or dm_control import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wmrobust.config import ConfigError, RunConfig, merge, resolve
+
+SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    """One training run: the workflow's `<task>/<variant>/seed<k>` wildcards."""
+
+    task: str
+    variant: str
+    seed: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.task}/{self.variant}/seed{self.seed}"
+
+
+class Experiment:
+    """A validated view of the experiment config at one scale."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+        scale = config.get("scale")
+        if scale not in config.get("scales", {}):
+            known = ", ".join(config.get("scales", {}))
+            raise ConfigError(f"scale: {scale!r} is not a defined scale ({known})")
+        self.scale_name: str = scale
+        self.scale: dict[str, Any] = config["scales"][scale]
+        self._check_references()
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> Experiment:
+        path = Path(path)
+        try:
+            config = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such experiment config") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        return cls(merge(config, overrides))
+
+    # -- validation ----------------------------------------------------------
+
+    def _check_references(self) -> None:
+        cfg = self.config
+        variants, tasks = cfg["variant_overrides"], cfg["task_overrides"]
+        for key in ("tasks", "variants"):
+            known = tasks if key == "tasks" else variants
+            for name in list(cfg.get(key) or []) + list(self.scale.get(key) or []):
+                if name not in known:
+                    raise ConfigError(f"{key}: unknown {key[:-1]} {name!r} (defined: {', '.join(known)})")
+        for artifact_id, artifact in cfg["artifacts"].items():
+            if artifact["notebook"] not in cfg["notebooks"]:
+                raise ConfigError(
+                    f"artifacts.{artifact_id}.notebook: unknown notebook {artifact['notebook']!r}"
+                )
+            runs = artifact["runs"]
+            if runs == "all":
+                continue
+            for task, task_variants in runs.items():
+                if task not in tasks:
+                    raise ConfigError(f"artifacts.{artifact_id}.runs: unknown task {task!r}")
+                for variant in task_variants:
+                    if variant not in variants:
+                        raise ConfigError(
+                            f"artifacts.{artifact_id}.runs.{task}: unknown variant {variant!r}"
+                        )
+        artifacts = self.scale["artifacts"]
+        if artifacts != "all":
+            for artifact_id in artifacts:
+                if artifact_id not in cfg["artifacts"]:
+                    raise ConfigError(
+                        f"scales.{self.scale_name}.artifacts: unknown artifact {artifact_id!r}"
+                    )
+        for family in self.perturbation_levels:
+            if family not in cfg["perturbations"]:
+                raise ConfigError(
+                    f"scales.{self.scale_name}.perturbation_levels: unknown family {family!r}"
+                )
+
+    # -- the grid ------------------------------------------------------------
+
+    @cached_property
+    def tasks(self) -> list[str]:
+        return _subset(self.scale["tasks"], self.config.get("tasks"))
+
+    @cached_property
+    def seeds(self) -> list[int]:
+        return _subset(self.scale["seeds"], self.config.get("seeds"))
+
+    @cached_property
+    def variant_filter(self) -> list[str]:
+        """Variants this scale may run (every defined one unless restricted)."""
+        allowed = self.scale.get("variants") or list(self.config["variant_overrides"])
+        return _subset(allowed, self.config.get("variants"))
+
+    @cached_property
+    def artifact_ids(self) -> list[str]:
+        """The artifacts this scale builds, dropping those with no run left after subsetting."""
+        wanted = self.scale["artifacts"]
+        ids = list(self.config["artifacts"]) if wanted == "all" else list(wanted)
+        return [a for a in ids if self.artifact_runs(a)]
+
+    def artifact(self, artifact_id: str) -> dict[str, Any]:
+        try:
+            return self.config["artifacts"][artifact_id]
+        except KeyError:
+            raise ConfigError(f"unknown artifact {artifact_id!r}") from None
+
+    def _declared_runs(self, artifact_id: str) -> list[tuple[str, str]]:
+        runs = self.artifact(artifact_id)["runs"]
+        if runs == "all":
+            return []
+        return [
+            (task, variant)
+            for task, variants in runs.items()
+            if task in self.tasks
+            for variant in variants
+            if variant in self.variant_filter
+        ]
+
+    def artifact_runs(self, artifact_id: str) -> list[Run]:
+        """The runs an artifact reads at this scale (`all`: every run of the scale)."""
+        if self.artifact(artifact_id)["runs"] == "all":
+            return self.runs
+        return [Run(t, v, s) for t, v in self._declared_runs(artifact_id) for s in self.seeds]
+
+    @cached_property
+    def runs(self) -> list[Run]:
+        """Every run the scale's artifacts need, in a stable order."""
+        wanted = self.scale["artifacts"]
+        ids = list(self.config["artifacts"]) if wanted == "all" else list(wanted)
+        pairs = {pair for a in ids for pair in self._declared_runs(a)}
+        return sorted(Run(t, v, s) for t, v in pairs for s in self.seeds)
+
+    def artifact_variants(self, artifact_id: str) -> list[str]:
+        """Variant names in the artifact's declared order (plot order)."""
+        return list(dict.fromkeys(r.variant for r in self.artifact_runs(artifact_id)))
+
+    def artifact_tasks(self, artifact_id: str) -> list[str]:
+        return list(dict.fromkeys(r.task for r in self.artifact_runs(artifact_id)))
+
+    def artifact_sources(self, artifact_id: str) -> list[str]:
+        return list(self.config["notebooks"][self.artifact(artifact_id)["notebook"]]["sources"])
+
+    def artifact_output_kind(self, artifact_id: str) -> str:
+        return self.artifact(artifact_id)["output"]
+
+    def rollout_runs(self) -> list[Run]:
+        """Runs whose open-loop prediction is measured (any artifact reading `rollout`)."""
+        needed = {
+            r for a in self.artifact_ids if "rollout" in self.artifact_sources(a) for r in self.artifact_runs(a)
+        }
+        return sorted(needed)
+
+    # -- per-run settings ----------------------------------------------------
+
+    def run_overrides(self, task: str, variant: str, seed: int) -> dict[str, Any]:
+        """Scale, then task, then variant overrides, then the seed."""
+        out = merge(self.scale.get("run") or {}, self.config["task_overrides"][task])
+        out = merge(out, self.config["variant_overrides"][variant])
+        return merge(out, {"seed": int(seed)})
+
+    def run_config(self, task: str, variant: str, seed: int) -> RunConfig:
+        overrides = self.run_overrides(task, variant, seed)
+        try:
+            return resolve(overrides)
+        except ConfigError as err:
+            raise ConfigError(
+                f"run {task}/{variant}/seed{seed} (scales.{self.scale_name}.run, "
+                f"task_overrides.{task}, variant_overrides.{variant}): {err}"
+            ) from err
+
+    # -- evaluation ----------------------------------------------------------
+
+    @cached_property
+    def perturbation_levels(self) -> dict[str, list[float]]:
+        return self.scale.get("perturbation_levels") or self.config["perturbations"]
+
+    @cached_property
+    def conditions(self) -> list[str]:
+        """Condition specs evaluated for every run: clean first, then family=level."""
+        return ["clean"] + [
+            f"{family}={level:g}" for family, levels in self.perturbation_levels.items() for level in levels
+        ]
+
+    def evaluation_seeds(self, episodes: int) -> list[int]:
+        base = int(self.config["evaluation_seed_base"])
+        return [base + k for k in range(episodes)]
+
+    def stage(self, name: str) -> dict[str, Any]:
+        """A scale's settings block: evaluation, heldout, rollout."""
+        return dict(self.scale.get(name) or {})
+
+    def resources(self, rule: str) -> dict[str, Any]:
+        """Declared threads/mem/runtime/gpu of a compute rule (rollout and collect share evaluate's)."""
+        table = self.scale.get("resources") or {}
+        return dict(table.get(rule) or table.get("evaluate") or {})
+
+
+def _subset(full: list, chosen: list | None) -> list:
+    """``full`` restricted to ``chosen`` (kept in ``full``'s order); empty ``chosen`` keeps all."""
+    if not chosen:
+        return list(full)
+    chosen_set = {str(c) for c in chosen}
+    return [x for x in full if str(x) in chosen_set]

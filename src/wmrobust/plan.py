@@ -1,0 +1,162 @@
+"""Know before you launch: `wmrobust plan` (jobs, compute, disk of a scale) and
+`wmrobust status` (what the runs on disk are doing)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import socket
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from wmrobust.config import ConfigError
+from wmrobust.experiment import Experiment, Run
+
+
+def job_counts(exp: Experiment, artifacts: list[str]) -> Counter:
+    """Jobs per rule to build ``artifacts`` from nothing."""
+    runs = sorted({r for a in artifacts for r in exp.artifact_runs(a)})
+    rollout = sorted(
+        {r for a in artifacts if "rollout" in exp.artifact_sources(a) for r in exp.artifact_runs(a)}
+    )
+    counts = Counter(
+        train=len(set(runs) | {Run(r.task, "baseline", r.seed) for r in rollout}),
+        evaluate=len({r for a in artifacts if "eval" in exp.artifact_sources(a) for r in exp.artifact_runs(a)}),
+        collect=len({(r.task, r.seed) for r in rollout}),
+        rollout=len(rollout),
+        aggregate=sum(len(exp.artifact_sources(a)) for a in artifacts),
+        artifact=len(artifacts),
+    )
+    return +counts
+
+
+def measured_seconds(results: Path, rule: str) -> float | None:
+    """Mean wall seconds of a rule's finished jobs, from Snakemake's benchmark files."""
+    seconds = []
+    for path in (results / "benchmarks" / rule).rglob("*.tsv"):
+        with path.open() as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        seconds += [float(row["s"]) for row in rows if row.get("s")]
+    return sum(seconds) / len(seconds) if seconds else None
+
+
+def estimate(exp: Experiment, counts: Counter, results: Path) -> list[dict[str, Any]]:
+    """Per-rule job counts with hours and disk, from the scale's `estimates` block,
+    replaced by measured means where benchmark files of finished jobs exist."""
+    est = exp.scale.get("estimates") or {}
+    rows = []
+    for rule, n in counts.items():
+        per_job = est.get(rule, {})
+        measured = measured_seconds(results, rule)
+        seconds = measured if measured is not None else float(per_job.get("seconds", 0.0))
+        gpu = rule == "train" and exp.resources("train").get("gpu", 0) > 0
+        rows.append(
+            {
+                "rule": rule,
+                "jobs": n,
+                "hours_per_job": seconds / 3600,
+                "cpu_hours": 0.0 if gpu else n * seconds / 3600 * exp.resources(rule).get("threads", 1),
+                "gpu_hours": n * seconds / 3600 if gpu else 0.0,
+                "disk_gb": n * float(per_job.get("disk_mb", 0.0)) / 1024,
+                "basis": "measured" if measured is not None else ("estimate" if per_job else "unknown"),
+            }
+        )
+    return rows
+
+
+def format_plan(exp: Experiment, artifacts: list[str], rows: list[dict[str, Any]]) -> str:
+    lines = [
+        f"scale {exp.scale_name}: {exp.scale.get('description', '')}",
+        f"tasks {', '.join(exp.tasks)}; seeds {exp.seeds}; {len(artifacts)} artifacts: {', '.join(artifacts)}",
+        "",
+        f"{'rule':<10} {'jobs':>6} {'h/job':>8} {'CPU h':>9} {'GPU h':>9} {'disk GB':>9}  basis",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['rule']:<10} {r['jobs']:>6} {r['hours_per_job']:>8.3f} {r['cpu_hours']:>9.1f} "
+            f"{r['gpu_hours']:>9.1f} {r['disk_gb']:>9.2f}  {r['basis']}"
+        )
+    total = {k: sum(r[k] for r in rows) for k in ("jobs", "cpu_hours", "gpu_hours", "disk_gb")}
+    lines.append(
+        f"{'total':<10} {total['jobs']:>6} {'':>8} {total['cpu_hours']:>9.1f} "
+        f"{total['gpu_hours']:>9.1f} {total['disk_gb']:>9.2f}"
+    )
+    return "\n".join(lines)
+
+
+def run_states(results: Path) -> list[dict[str, Any]]:
+    """Every run directory under ``results/runs`` with its state:
+    finished, diverged, running (its process is alive here), resumable (a
+    checkpoint to continue from), or failed (neither)."""
+    rows = []
+    for status_path in sorted((results / "runs").glob("*/*/seed*/status.json")):
+        run_dir = status_path.parent
+        try:
+            status = json.loads(status_path.read_text())
+        except json.JSONDecodeError:
+            status = {"status": "corrupt"}
+        state = status.get("status", "unknown")
+        if state == "running":
+            alive = status.get("host") in (None, socket.gethostname()) and _alive(status.get("pid"))
+            state = "running" if alive else ("resumable" if (run_dir / "checkpoint").exists() else "failed")
+        task, variant, seed = run_dir.relative_to(results / "runs").parts
+        rows.append({"task": task, "variant": variant, "seed": seed, "state": state, "frames": status.get("frames")})
+    for checkpoint in sorted((results / "runs").glob("*/*/seed*/checkpoint")):
+        if not (checkpoint.parent / "status.json").exists():
+            task, variant, seed = checkpoint.parent.relative_to(results / "runs").parts
+            rows.append({"task": task, "variant": variant, "seed": seed, "state": "resumable", "frames": None})
+    return rows
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cli(command: str, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"wmrobust {command}", description=__doc__)
+    parser.add_argument("--config", default="config/config.yaml", help="experiment config (default: %(default)s)")
+    parser.add_argument("--results", default="results", help="results root, one folder per scale (default: %(default)s)")
+    if command == "plan":
+        parser.add_argument("--scale", help="scale to plan (default: the config's)")
+        parser.add_argument("target", nargs="*", help="artifact ids (default: every artifact of the scale)")
+    args = parser.parse_args(argv)
+    if command == "status":
+        rows = [
+            {"scale": scale_dir.name, **row}
+            for scale_dir in sorted(Path(args.results).glob("*"))
+            for row in run_states(scale_dir)
+        ]
+        if not rows:
+            print(f"no runs under {args.results}/<scale>/runs")
+        for r in rows:
+            frames = "" if r["frames"] is None else f"{r['frames']} frames"
+            run = f"{r['scale']}: {r['task']}/{r['variant']}/{r['seed']}"
+            print(f"{run:<40} {r['state']:<10} {frames}")
+        counts = Counter(r["state"] for r in rows)
+        print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+        return 0
+    try:
+        overrides = {"scale": args.scale} if args.scale else {}
+        exp = Experiment.from_file(args.config, **overrides)
+        artifacts = args.target or exp.artifact_ids
+        for a in artifacts:
+            if a not in exp.artifact_ids:
+                raise ConfigError(f"artifact {a!r} is not built at scale {exp.scale_name!r}")
+    except ConfigError as err:
+        print(f"wmrobust plan: {err}", file=sys.stderr)
+        return 2
+    rows = estimate(exp, job_counts(exp, artifacts), Path(args.results) / exp.scale_name)
+    print(format_plan(exp, artifacts, rows))
+    return 0
