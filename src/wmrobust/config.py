@@ -243,3 +243,44 @@ def load_yaml(path: str | Path) -> RunConfig:
         return build(RunConfig, data)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from err
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The one-line docstrings written under each field of a config dataclass."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr):
+            if isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+                docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def reference(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) for every leaf of the config tree."""
+    rows = []
+    docs = field_docs(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(defaults, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            rows += reference(type(value), key + ".")
+        else:
+            rows.append((key, json.dumps(value), docs.get(f.name, "")))
+    return rows
+
+
+def reference_markdown() -> str:
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{key}` | `{default}` | {doc} |" for key, default, doc in reference()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m wmrobust.config > the table in config/README.md
+    print(reference_markdown())

@@ -11,6 +11,9 @@ min_version("9.0")
 
 validate(config, schema="../schemas/config.schema.yaml")
 EXPERIMENT = Experiment(config)
+# Resolve every run now, so a bad override fails before any job starts, naming its key.
+for _run in EXPERIMENT.runs:
+    EXPERIMENT.run_config(_run.task, _run.variant, _run.seed)
 
 # Each scale keeps its own results and figures, so switching scale never
 # overwrites (or silently reuses) another scale's runs.

@@ -1,0 +1,158 @@
+"""The Snakemake workflow: dry-runs of every scale, config validation, lint,
+and (slow) the whole smoke pipeline end to end."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wmrobust.experiment import Experiment
+from wmrobust.plan import job_counts
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "config.yaml"
+
+
+def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """Rule -> job count from snakemake's 'Job stats' table."""
+    block = output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M) if m.group(1) != "total"}
+
+
+@pytest.mark.parametrize("scale", ["smoke", "local", "paper"])
+def test_dry_run_of_each_scale_plans_the_grid_plan_reports(scale):
+    proc = snakemake("-n", "--cores", "2", "figures", "--config", f"scale={scale}", "--quiet", "rules")
+    stats = job_stats(proc.stdout + proc.stderr)
+    exp = Experiment.from_file(CONFIG, scale=scale)
+    counts = job_counts(exp, exp.artifact_ids)
+    assert {rule: stats.get(rule, 0) for rule in ("train", "evaluate", "collect", "rollout", "aggregate")} == {
+        rule: counts.get(rule, 0) for rule in ("train", "evaluate", "collect", "rollout", "aggregate")
+    }
+    artifact_jobs = sum(n for rule, n in stats.items() if rule.startswith("artifact_"))
+    assert artifact_jobs == counts["artifact"] == len(exp.artifact_ids)
+
+
+def test_single_artifact_target_builds_only_its_runs():
+    proc = snakemake("-n", "--cores", "2", "fig3", "--quiet", "rules")
+    stats = job_stats(proc.stdout + proc.stderr)
+    exp = Experiment.from_file(CONFIG)
+    assert stats["train"] == len(exp.artifact_runs("fig3"))
+    assert "evaluate" not in stats and "rollout" not in stats
+
+
+def test_artifact_outside_the_scale_is_refused_by_name():
+    proc = snakemake("-n", "--cores", "2", "fig1", "--config", "scale=local", check=False)
+    assert proc.returncode != 0
+    assert "artifact 'fig1' is not built at scale 'local'" in proc.stdout + proc.stderr
+
+
+def test_new_variant_and_task_need_no_code_change(tmp_path):
+    extra = {
+        "task_overrides": {"cheetah_run": {"env": {"task": "cheetah_run"}}},
+        "variant_overrides": {"zd2": {"agent": {"latent_error": {"kind": "zero_drift", "sigma2": 2.0}}}},
+        "scales": {"smoke": {"tasks": ["walker_walk", "cheetah_run"]}},
+        "artifacts": {"fig1": {"runs": {"walker_walk": ["baseline", "zd2"], "cheetah_run": ["baseline", "zd2"]}}},
+    }
+    extra_file = tmp_path / "extra.yaml"
+    extra_file.write_text(yaml.safe_dump(extra))
+    proc = snakemake("-n", "--cores", "2", "fig1", "--configfile", str(CONFIG), str(extra_file))
+    out = proc.stdout + proc.stderr
+    for run in ("walker_walk/zd2/seed0", "cheetah_run/zd2/seed1", "cheetah_run/baseline/seed0"):
+        assert f"runs/{run}/model.pt" in out
+
+
+def test_subsets_and_added_seed_leave_existing_runs_alone():
+    proc = snakemake(
+        "-n", "--cores", "2", "runs", "--config", "tasks=[walker_walk]", "variants=[baseline,zd5]", "seeds=[1]"
+    )
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert stats["train"] == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "culprit"),
+    [
+        ("scale=nope", "scale: 'nope' is not a defined scale"),
+        ("variants=[baseline,zd9]", "unknown variant 'zd9'"),
+        ("tasks=[walker_run]", "unknown task 'walker_run'"),
+        ('variant_overrides={"zd5": {"agent": {"latent_eror": {}}}}', "agent.latent_eror"),
+        ('variant_overrides={"zd5": {"agent": {"jacobian": {"estimator": "magic"}}}}', "agent.jacobian.estimator"),
+        ('scales={"smoke": {"seeds": "many"}}', "seeds"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_key(override, culprit):
+    proc = snakemake("-n", "--cores", "2", "figures", "--config", override, check=False)
+    assert proc.returncode != 0
+    assert culprit in proc.stdout + proc.stderr
+
+
+def test_lint_is_clean():
+    proc = snakemake("--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_snakefmt_formatted():
+    snakefmt = shutil.which("snakefmt")
+    assert snakefmt, "snakefmt is a test dependency (pip install -e '.[test]')"
+    files = [str(REPO / "Snakefile"), *map(str, sorted((REPO / "workflow" / "rules").glob("*.smk")))]
+    proc = subprocess.run([snakefmt, "--check", *files], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_slurm_profile_resolves_in_a_dry_run():
+    proc = snakemake(
+        "-n", "--workflow-profile", "workflow/profiles/slurm", "figures", "--config", "scale=paper", "--quiet", "rules"
+    )
+    assert job_stats(proc.stdout + proc.stderr)["train"] > 0
+
+
+def workflow_copy(tmp_path: Path) -> Path:
+    """The workflow in a fresh folder, so a run never touches the repository's results."""
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("Snakefile", "workflow", "config"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    return work
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_end_to_end(tmp_path):
+    work = workflow_copy(tmp_path)
+    snakemake("--cores", "2", "figures", cwd=work)
+    exp = Experiment.from_file(CONFIG)
+    figures = work / "figures" / "smoke"
+    for artifact in exp.artifact_ids:
+        assert (figures / f"{artifact}.caption.md").stat().st_size > 0, artifact
+        assert (figures / f"{artifact}.provenance.json").exists(), artifact
+    assert (figures / "claims.md").read_text().count("verdict") >= 1
+
+    again = snakemake("-n", "--cores", "2", "figures", cwd=work)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    (figures / "table1.csv").unlink()
+    rebuild = snakemake("-n", "--cores", "2", "table1", "--quiet", "rules", cwd=work)
+    assert job_stats(rebuild.stdout + rebuild.stderr) == {"artifact_table": 1, "table1": 1}
+
+    report = snakemake("--cores", "1", "figures", "--report", str(tmp_path / "report.html"), cwd=work)
+    assert report.returncode == 0
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "claims" in html and "fig3" in html

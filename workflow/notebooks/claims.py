@@ -1,0 +1,44 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Claims C1-C4
+#
+# Builds `claims`: every effect of PROTOCOL section 1 per task, with its 95%
+# bootstrap interval over seeds, seeds per side, the probability that a seed
+# lies on the claimed side, and the verdict of the decision rule (supported /
+# contradicted / inconclusive); comparisons whose variants or tables are
+# missing get a "not run" row saying what is missing.
+#
+# Snakemake interface (rule with `script:`):
+#
+# - `input`: any of `eval`, `curves`, `rollout`, `runs` (aggregated parquet);
+#   those absent make their claims "not run".
+# - `params`: `artifact`, `caption`, `variants`, `tasks`, `scale`,
+#   `scale_info`, `inferred`; optional `n_resamples`, `bootstrap_seed`.
+# - `output`: `md` (the report claims.md), `csv` (tidy claims table), `tex`,
+#   `caption`, `provenance`.
+
+# %%
+from wmrobust import claims, plots
+
+sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
+spec = plots.spec_from(sm.params)
+tables = plots.read_inputs(sm.input)
+table = claims.compute_claims(
+    eval=tables.get("eval"), curves=tables.get("curves"), rollout=tables.get("rollout"),
+    runs=tables.get("runs"), tasks=spec.tasks, scale=spec.scale,
+    n_resamples=spec.n_resamples, seed=spec.bootstrap_seed,
+)  # fmt: skip
+
+# %%
+report = plots.claims_report(table, spec)
+tex = plots.latex_table(plots.claims_display(table), plots.short_caption(spec), spec.artifact)
+print(plots.write_table(table, report, tex, sm.output, spec, sm.input, title=f"Claims report ({spec.scale} scale)"))

@@ -1,0 +1,39 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Resolved hyperparameters of every variant
+#
+# Builds `hyperparameters`: one row per task and variant from the `runs`
+# table (the resolved run configs, flattened); columns: seeds, diverged runs,
+# the key hyperparameters (preset, size, frames, action repeat, latent error,
+# Jacobian weight, imagination horizon) and every other one that differs
+# between rows. A value that differs between seeds of one row is shown as `a / b`.
+#
+# Snakemake interface (rule with `script:`):
+#
+# - `input`: `runs` (aggregated run table parquet).
+# - `params`: `artifact`, `caption`, `variants`, `tasks`, `scale`,
+#   `scale_info`, `inferred`.
+# - `output`: `csv`, `md`, `tex`, `caption`, `provenance`.
+
+# %%
+from wmrobust import plots
+
+sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
+spec = plots.spec_from(sm.params)
+tables = plots.read_inputs(sm.input)
+runs = plots.require(tables, "runs", spec.artifact)
+table = plots.hyperparameter_table(runs, spec)
+
+# %%
+md = plots.markdown_table(table)
+tex = plots.latex_table(table, plots.short_caption(spec), spec.artifact)
+print(plots.write_table(table, md, tex, sm.output, spec, sm.input, [plots.seeds_note(runs, spec)], interval=False))

@@ -1,0 +1,43 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Jacobian regularization weight sweep
+#
+# Builds `lambda_sweep`: final clean return (left) and mean perturbed return
+# (right; per seed the mean over the perturbed conditions every variant was
+# evaluated on) against lambda, log x. Each variant's lambda comes from the
+# `lambda` column; variants with lambda = 0 are drawn as a dashed line with
+# their interval as a band.
+#
+# Snakemake interface (rule with `script:`):
+#
+# - `input`: `eval` (aggregated evaluation parquet).
+# - `params`: `artifact`, `caption`, `variants`, `tasks`, `scale`,
+#   `scale_info`, `inferred`; optional `n_resamples`, `bootstrap_seed`.
+# - `output`: `png`, `pdf`, `csv`, `caption`, `provenance`.
+
+# %%
+from wmrobust import plots
+
+sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
+spec = plots.spec_from(sm.params)
+tables = plots.read_inputs(sm.input)
+ev = plots.require(tables, "eval", spec.artifact)
+summary = plots.lambda_summary(ev, spec)
+
+# %%
+fig = plots.plot_lambda_sweep(summary, spec)
+n_cond = int(summary["n_conditions"].max()) if not summary.empty else 0
+notes = [
+    f"Points: mean over finished seeds, bars: 95% bootstrap interval; perturbed return averaged over {n_cond} conditions.",
+    plots.seeds_note(ev, spec),
+]
+print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes))

@@ -1,0 +1,47 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Learning curves: eval and train return vs env frames
+#
+# Builds `fig3`, `fig4`, `fig5`, `quad_nonzero_drift` and `long_horizon`. One
+# row of panels per task: eval return (left) and train return (right); lines
+# are the mean over finished seeds with a shaded 95% bootstrap interval, and
+# diverged runs are drawn dotted up to divergence with an x there.
+#
+# Snakemake interface (rule with `script:`):
+#
+# - `input`: `curves` (aggregated curves parquet); optional `runs` (run table,
+#   for divergence frames).
+# - `params`: `artifact` (id), `caption` (registry text), `variants` (list, plot
+#   order), `tasks` (list), `scale` (name), `scale_info` (dict: `frames`,
+#   `seeds`, `eval_episodes`, `size`, `preset`), `inferred` (bool); optional
+#   `n_resamples` (default 2000), `bootstrap_seed` (default 0).
+# - `output`: `png`, `pdf`, `csv` (plotted numbers), `caption` (markdown),
+#   `provenance` (json).
+
+# %%
+from wmrobust import plots
+
+sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
+spec = plots.spec_from(sm.params)
+tables = plots.read_inputs(sm.input)
+curves = plots.require(tables, "curves", spec.artifact)
+diverged = plots.diverged_runs(curves, tables.get("runs"))
+summary = plots.curve_summary(curves, spec, diverged)
+
+# %%
+fig = plots.plot_learning_curves(summary, curves, diverged, spec)
+notes = [
+    "Lines: mean episode return over finished seeds; shaded: 95% bootstrap interval.",
+    plots.seeds_note(curves, spec),
+    plots.diverged_note(diverged, spec),
+]
+print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes))

@@ -1,0 +1,42 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Open-loop prediction error vs horizon
+#
+# Builds `rollout_error`: for each task (rows) and error metric (columns:
+# image MSE, latent distance to the posterior, reward error), the mean over
+# seeds with a 95% bootstrap interval against the open-loop horizon, log y.
+# The caption adds the transition-Jacobian norms when the `jacobian` table is given.
+#
+# Snakemake interface (rule with `script:`):
+#
+# - `input`: `rollout` (aggregated rollout parquet); optional `jacobian`.
+# - `params`: `artifact`, `caption`, `variants`, `tasks`, `scale`,
+#   `scale_info`, `inferred`; optional `n_resamples`, `bootstrap_seed`.
+# - `output`: `png`, `pdf`, `csv`, `caption`, `provenance`.
+
+# %%
+from wmrobust import plots
+
+sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
+spec = plots.spec_from(sm.params)
+tables = plots.read_inputs(sm.input)
+rollout = plots.require(tables, "rollout", spec.artifact)
+summary = plots.rollout_summary(rollout, spec)
+
+# %%
+fig = plots.plot_rollout_error(summary, spec)
+notes = [
+    "Lines: mean error over finished seeds; shaded: 95% bootstrap interval; log scale.",
+    plots.seeds_note(rollout, spec),
+    plots.jacobian_note(tables.get("jacobian"), spec),
+]
+print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes))
