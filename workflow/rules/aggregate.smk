@@ -5,14 +5,14 @@ rule aggregate:
     input:
         lambda w: source_files(w.artifact, w.source),
     output:
-        RESULTS + "/aggregate/{artifact}/{source}.parquet",
-    params:
-        runs=aggregate_runs,
-        scale=EXPERIMENT.scale_name,
+        "results/{scale}/aggregate/{artifact}/{source}.parquet",
     log:
-        RESULTS + "/logs/aggregate/{artifact}/{source}.log",
+        "results/{scale}/logs/aggregate/{artifact}/{source}.log",
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        runs=aggregate_runs,
+        scale=EXPERIMENT.scale_name,
     script:
         "../scripts/aggregate.py"

@@ -3,10 +3,6 @@
 # notebook the registry names for the artifact.
 
 
-def artifacts_of_kind(kind):
-    return [a for a in config["artifacts"] if EXPERIMENT.artifact_output_kind(a) == kind]
-
-
 for kind, extensions in ARTIFACT_FILES.items():
 
     rule:
@@ -16,19 +12,26 @@ for kind, extensions in ARTIFACT_FILES.items():
             unpack(artifact_inputs),
         output:
             **{
-                ext: report(
-                    FIGURES + f"/{{artifact}}.{ext}",
-                    caption="../report/artifact.rst",
-                    category="{artifact}",
+                ext: (
+                    report(
+                        f"figures/{{scale}}/{{artifact}}.{ext}",
+                        caption="../report/artifact.rst",
+                        category="{artifact}",
+                    )
+                    if ext == extensions[0]
+                    else f"figures/{{scale}}/{{artifact}}.{ext}"
                 )
-                if ext == extensions[0]
-                else FIGURES + f"/{{artifact}}.{ext}"
                 for ext in extensions
             },
-            caption=FIGURES + "/{artifact}.caption.md",
-            provenance=FIGURES + "/{artifact}.provenance.json",
+            caption="figures/{scale}/{artifact}.caption.md",
+            provenance="figures/{scale}/{artifact}.provenance.json",
+        log:
+            "results/{scale}/logs/artifacts/{artifact}.log",
         wildcard_constraints:
             artifact="|".join(artifacts_of_kind(kind)) or "^$",
+        localrule: True
+        conda:
+            "../../environment.yml"
         params:
             artifact=artifact_param("artifact"),
             caption=artifact_param("caption"),
@@ -39,11 +42,6 @@ for kind, extensions in ARTIFACT_FILES.items():
             notebook=artifact_param("notebook"),
             scale=EXPERIMENT.scale_name,
             scale_info=scale_info(),
-        log:
-            RESULTS + "/logs/artifacts/{artifact}.log",
-        localrule: True
-        conda:
-            "../../environment.yml"
         script:
             "../notebooks/{params.notebook}.py"
 
@@ -58,16 +56,16 @@ for artifact_id in config["artifacts"]:
         localrule: True
 
 
+# Every artifact of the scale (the default target).
 rule figures:
-    """Every artifact of the scale."""
+    default_target: True
     input:
         [f for a in EXPERIMENT.artifact_ids for f in artifact_outputs(a)],
-    default_target: True
     localrule: True
 
 
+# The scale's table artifacts (and the claims report).
 rule tables:
-    """The scale's table artifacts (and the claims report)."""
     input:
         [
             f

@@ -15,11 +15,10 @@ EXPERIMENT = Experiment(config)
 for _run in EXPERIMENT.runs:
     EXPERIMENT.run_config(_run.task, _run.variant, _run.seed)
 
-# Each scale keeps its own results and figures, so switching scale never
-# overwrites (or silently reuses) another scale's runs.
+# Each scale keeps its own results/<scale>/ and figures/<scale>/, so switching
+# scale never overwrites (or silently reuses) another scale's runs.
 RESULTS = f"results/{EXPERIMENT.scale_name}"
 FIGURES = f"figures/{EXPERIMENT.scale_name}"
-RUN_DIR = RESULTS + "/runs/{task}/{variant}/seed{seed}"
 ARTIFACT_FILES = {
     "figure": ("png", "pdf", "csv"),
     "table": ("csv", "md", "tex"),
@@ -28,6 +27,7 @@ ARTIFACT_FILES = {
 
 
 wildcard_constraints:
+    scale=EXPERIMENT.scale_name,
     task="[a-z]+_[a-z_]+",
     variant="[A-Za-z0-9_.+-]+",
     seed=r"\d+",
@@ -65,7 +65,11 @@ def source_files(artifact, source):
         return [f"{RESULTS}/rollout/{r.path}.parquet" for r in runs]
     if source == "jacobian":
         return [f"{RESULTS}/rollout/{r.path}.jacobian.parquet" for r in runs]
-    return [f"{RESULTS}/runs/{r.path}/{name}" for r in runs for name in ("status.json", "metrics.parquet")]
+    return [
+        f"{RESULTS}/runs/{r.path}/{name}"
+        for r in runs
+        for name in ("status.json", "metrics.parquet")
+    ]
 
 
 def aggregate_runs(wildcards):
@@ -85,7 +89,10 @@ def artifact_inputs(wildcards):
 def artifact_outputs(artifact):
     kind = EXPERIMENT.artifact_output_kind(artifact)
     files = [f"{FIGURES}/{artifact}.{ext}" for ext in ARTIFACT_FILES[kind]]
-    return files + [f"{FIGURES}/{artifact}.caption.md", f"{FIGURES}/{artifact}.provenance.json"]
+    return files + [
+        f"{FIGURES}/{artifact}.caption.md",
+        f"{FIGURES}/{artifact}.provenance.json",
+    ]
 
 
 def scale_info():
@@ -112,7 +119,8 @@ def artifact_param(key):
             "caption": lambda: artifact["caption"],
             "variants": lambda: EXPERIMENT.artifact_variants(wildcards.artifact),
             "tasks": lambda: EXPERIMENT.artifact_tasks(wildcards.artifact),
-            "families": lambda: artifact.get("families") or list(EXPERIMENT.perturbation_levels),
+            "families": lambda: artifact.get("families")
+            or list(EXPERIMENT.perturbation_levels),
             "inferred": lambda: bool(artifact["inferred"]),
             "notebook": lambda: artifact["notebook"],
         }[key]()
@@ -129,3 +137,9 @@ def scale_artifact_outputs(artifact):
             f"tasks/variants/seeds subsets); builds: {', '.join(EXPERIMENT.artifact_ids)}"
         )
     return artifact_outputs(artifact)
+
+
+def artifacts_of_kind(kind):
+    return [
+        a for a in config["artifacts"] if EXPERIMENT.artifact_output_kind(a) == kind
+    ]

@@ -5,28 +5,28 @@
 
 rule train:
     output:
-        model=RUN_DIR + "/model.pt",
-        metrics=RUN_DIR + "/metrics.parquet",
-        status=RUN_DIR + "/status.json",
-    params:
-        run=run_config,
+        model="results/{scale}/runs/{task}/{variant}/seed{seed}/model.pt",
+        metrics="results/{scale}/runs/{task}/{variant}/seed{seed}/metrics.parquet",
+        status="results/{scale}/runs/{task}/{variant}/seed{seed}/status.json",
     log:
-        RESULTS + "/logs/train/{task}/{variant}/seed{seed}.log",
+        "results/{scale}/logs/train/{task}/{variant}/seed{seed}.log",
     benchmark:
-        RESULTS + "/benchmarks/train/{task}/{variant}/seed{seed}.tsv"
+        "results/{scale}/benchmarks/train/{task}/{variant}/seed{seed}.tsv"
+    conda:
+        "../../environment.yml"
     threads: resource("train", "threads", 1)
     resources:
         mem_mb=resource("train", "mem_mb", 4000),
         runtime=resource("train", "runtime", 60),
         gpu=resource("train", "gpu", 0),
-    conda:
-        "../../environment.yml"
+    params:
+        run=run_config,
     script:
         "../scripts/train.py"
 
 
+# Every training run of the scale.
 rule runs:
-    """Every training run of the scale."""
     input:
         [run_files(run)["status"] for run in EXPERIMENT.runs],
     localrule: True
