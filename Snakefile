@@ -12,3 +12,11 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/artifacts.smk"
+
+
+# default_target only takes effect in the main Snakefile, so the default lives here.
+rule all:
+    default_target: True
+    input:
+        rules.figures.input,
+    localrule: True

@@ -56,7 +56,7 @@ for artifact_id in config["artifacts"]:
         localrule: True
 
 
-# Every artifact of the scale (the default target).
+# Every artifact of the scale.
 rule figures:
     default_target: True
     input:

@@ -21,6 +21,15 @@ class LatentErrorConfig:
     site: Literal["stoch", "embed", "deter"] = "stoch"
     """Where the error is added: the posterior stochastic sample (default), the encoder embedding, or the deterministic state."""
 
+    def __post_init__(self):
+        if self.sigma2 < 0:
+            raise ValueError(f"agent.latent_error.sigma2: {self.sigma2} must be >= 0")
+        for name in ("mu_range", "sigma2_range"):
+            low, high = getattr(self, name)
+            if low > high or (name == "sigma2_range" and low < 0):
+                raise ValueError(f"agent.latent_error.{name}: {[low, high]} must be [low, high] with low <= high"
+                                 + (" and low >= 0" if name == "sigma2_range" else ""))
+
 
 @dataclass(frozen=True)
 class JacobianConfig:
@@ -33,10 +42,20 @@ class JacobianConfig:
     probes: int = 1
     """k, the number of random probes of the projection estimator."""
 
+    def __post_init__(self):
+        if self.weight < 0:
+            raise ValueError(f"agent.jacobian.weight: {self.weight} must be >= 0")
+        if self.probes < 1:
+            raise ValueError(f"agent.jacobian.probes: {self.probes} must be >= 1")
+
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """A Dreamer agent: world model, actor-critic, latent error and regularization."""
+    """A Dreamer agent: world model, actor-critic, latent error and regularization.
+
+    The field defaults are DreamerV2's DMC settings (the ``dreamerv2`` preset at its
+    own size); ``preset_overlays`` holds what the ``dreamerv3`` preset and the sizes change.
+    """
 
     preset: Literal["dreamerv2", "dreamerv3"] = "dreamerv2"
     """Named overlay of the Dreamer version's recipe (applied before the size)."""
@@ -53,7 +72,138 @@ class AgentConfig:
     imag_horizon: int = 15
     """Imagination horizon of actor-critic learning."""
 
+    # World model architecture.
+    deter: int = 200
+    """Size of the GRU (deterministic) state h_t."""
+    hidden: int = 200
+    """Width of the RSSM's hidden layers (transition input, prior and posterior nets)."""
+    stoch: int = 32
+    """Number of categorical variables in the stochastic state z_t."""
+    classes: int = 32
+    """Classes per categorical variable."""
+    unimix: float = 0.0
+    """Mix of the uniform distribution into the categorical latents (DreamerV3: 0.01)."""
+    cnn_depth: int = 48
+    """Channels of the first conv layer (doubling each stride-2 layer) of encoder and decoder."""
+    units: int = 400
+    """Width of the MLPs: vector encoder/decoder, reward, continue, actor and critic heads."""
+    mlp_layers: int = 4
+    """Hidden layers of those MLPs."""
+    act: Literal["elu", "silu"] = "elu"
+    """Activation function."""
+    norm: Literal["none", "layer"] = "none"
+    """Normalization after every hidden layer (the GRU is always layer-normalized)."""
+
+    # World model loss.
+    kl_dyn: float = 0.8
+    """Scale of KL(sg(posterior) || prior), training the prior (V2 balance 0.8; V3 0.5)."""
+    kl_rep: float = 0.2
+    """Scale of KL(posterior || sg(prior)), training the representation (V2 1-0.8; V3 0.1)."""
+    kl_free: float = 1.0
+    """Free nats: KL terms below this value are not minimized."""
+    kl_free_per_step: bool = False
+    """Clip each step's KL at kl_free (V3 free bits) instead of the batch mean (V2 free nats)."""
+    symlog: bool = False
+    """DreamerV3 symlog: squash vector inputs and regress vector targets in symlog space."""
+    twohot: bool = False
+    """Reward and critic predict a two-hot distribution over 255 symlog bins (V3) instead of a unit Gaussian (V2)."""
+    continue_head: bool = False
+    """Learn a continue (1 - terminal) predictor; off uses the constant discount (V2 DMC)."""
+    model_lr: float = 3e-4
+    """Adam learning rate of the world model."""
+    model_eps: float = 1e-5
+    """Adam epsilon of the world model."""
+    model_clip: float = 100.0
+    """Global gradient-norm clip of the world model."""
+
+    # Actor-critic.
+    actor_lr: float = 8e-5
+    """Adam learning rate of the actor."""
+    critic_lr: float = 8e-5
+    """Adam learning rate of the critic."""
+    ac_eps: float = 1e-5
+    """Adam epsilon of actor and critic."""
+    ac_clip: float = 100.0
+    """Global gradient-norm clip of actor and critic."""
+    actor_dist: Literal["trunc_normal", "normal"] = "trunc_normal"
+    """Continuous action distribution: tanh-mean truncated normal (V2) or normal with bounded std (V3)."""
+    actor_grad: Literal["dynamics", "reinforce"] = "dynamics"
+    """Actor gradient: backpropagate returns through the learned dynamics, or REINFORCE."""
+    actor_entropy: float = 1e-4
+    """Entropy bonus scale of the actor."""
+    min_std: float = 0.1
+    """Smallest std of the action distribution."""
+    discount: float = 0.99
+    """Discount gamma of imagined returns."""
+    return_lambda: float = 0.95
+    """lambda of the lambda-returns."""
+    return_norm: bool = False
+    """Scale returns by max(1, EMA of their 5th-95th percentile range) in the actor loss (V3)."""
+    slow_critic_every: int = 100
+    """Updates between slow-critic updates."""
+    slow_critic_fraction: float = 1.0
+    """EMA fraction of each slow-critic update (V2: copy every 100; V3: 0.02 every update)."""
+    slow_critic_target: bool = True
+    """The slow critic bootstraps the lambda-returns (V2); off uses the critic itself (V3)."""
+    slow_critic_reg: float = 0.0
+    """Scale of the critic's regularizer towards the slow critic's prediction (V3: 1.0)."""
+
+    def __post_init__(self):
+        positive = ("deter", "hidden", "stoch", "classes", "cnn_depth", "units", "imag_horizon",
+                    "slow_critic_every", "model_lr", "actor_lr", "critic_lr")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"agent.{name}: {getattr(self, name)} must be > 0")
+        if self.mlp_layers < 0:
+            raise ValueError(f"agent.mlp_layers: {self.mlp_layers} must be >= 0")
+        for name in ("aug_noise_std", "transition_weight_decay", "unimix", "kl_free", "actor_entropy"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"agent.{name}: {getattr(self, name)} must be >= 0")
+        for name in ("discount", "return_lambda", "slow_critic_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"agent.{name}: {getattr(self, name)} must be in [0, 1]")
+
+
+# Overlays are RunConfig-level dicts. DreamerV2's DMC recipe is the dataclass defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    "dreamerv2": {
+        "train": {"batch_size": 16, "batch_length": 50, "train_ratio": 16 * 50 / 5},
+    },
+    "dreamerv3": {
+        "agent": {
+            "deter": 512, "hidden": 512, "units": 512, "mlp_layers": 2, "cnn_depth": 32,
+            "act": "silu", "norm": "layer", "unimix": 0.01,
+            "kl_dyn": 0.5, "kl_rep": 0.1, "kl_free": 1.0, "kl_free_per_step": True,
+            "symlog": True, "twohot": True, "continue_head": True,
+            "model_lr": 1e-4, "model_eps": 1e-8, "model_clip": 1000.0,
+            "actor_lr": 3e-5, "critic_lr": 3e-5, "ac_eps": 1e-5, "ac_clip": 100.0,
+            "actor_dist": "normal", "actor_entropy": 3e-4, "discount": 0.997,
+            "return_norm": True, "slow_critic_every": 1, "slow_critic_fraction": 0.02,
+            "slow_critic_target": False, "slow_critic_reg": 1.0,
+        },
+        "train": {"batch_size": 16, "batch_length": 64, "train_ratio": 512.0},
+    },
+}
+
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "agent": {"deter": 32, "hidden": 32, "stoch": 4, "classes": 4, "cnn_depth": 4,
+                  "units": 32, "mlp_layers": 1},
+        "train": {"batch_size": 4, "batch_length": 16},
+    },
+    "small": {
+        "agent": {"deter": 200, "hidden": 200, "stoch": 16, "classes": 16, "cnn_depth": 16,
+                  "units": 200, "mlp_layers": 2},
+    },
+    # DreamerV3's S size (about 16M world-model parameters from pixels).
+    "S": {
+        "agent": {"deter": 512, "hidden": 512, "stoch": 32, "classes": 32, "cnn_depth": 32,
+                  "units": 512, "mlp_layers": 2},
+    },
+}
+
 
 def preset_overlays(preset: str, size: str) -> list[dict[str, Any]]:
-    """RunConfig-level overlays (dicts with agent/train keys) for a preset and size, in order."""
-    return []
+    """RunConfig-level overlays (dicts with agent/train keys) for a preset and size, in order.
+    Unknown names give no overlay; building the config then refuses them, naming the key."""
+    return [PRESETS.get(preset, {}), SIZES.get(size, {})]
