@@ -1,0 +1,109 @@
+"""Atomic result writes, provenance, aggregation and `wmrobust status`."""
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wmrobust.aggregate import aggregate
+from wmrobust.config import resolve, save_yaml
+from wmrobust.io import atomic_path, provenance_path, read_table, write_table
+from wmrobust.plan import cli as plan_cli
+from wmrobust.plan import run_states
+
+
+def test_interrupted_write_leaves_nothing_that_looks_complete(tmp_path):
+    target = tmp_path / "table.parquet"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_table_records_provenance(tmp_path):
+    target = tmp_path / "t.parquet"
+    write_table(pd.DataFrame({"a": [1, 2]}), target, config_hash="abc", scale="smoke")
+    meta = json.loads(provenance_path(target).read_text())
+    assert meta["config_hash"] == "abc" and meta["scale"] == "smoke"
+    assert {"git_commit", "packages", "created"} <= set(meta)
+    assert meta["packages"]["numpy"] == np.__version__
+    assert read_table(target)["a"].tolist() == [1, 2]
+
+
+def test_read_table_names_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.parquet"):
+        read_table(tmp_path / "missing.parquet")
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(ValueError, match="bad.parquet"):
+        read_table(bad)
+
+
+def fake_run(root, task, variant, seed, status="finished", commit="aaa", error=None):
+    """A run directory as `wmrobust train` leaves it (config, status, metrics)."""
+    run_dir = root / "runs" / task / variant / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    overrides = {"env": {"task": task}, "seed": seed}
+    if error:
+        overrides["agent"] = {"latent_error": error}
+    cfg = resolve(overrides)
+    save_yaml(cfg, run_dir / "config.yaml")
+    diverged = {"frames": 400, "loss_name": "loss_model", "value": "nan"} if status == "diverged" else None
+    (run_dir / "status.json").write_text(
+        json.dumps({"status": status, "frames": 800, "config_hash": cfg.hash(), "diverged_at": diverged,
+                    "git_commit": commit, "pid": 1, "host": "elsewhere"})
+    )
+    frames = [200, 400, 600, 800]
+    metrics = pd.DataFrame(
+        {"frames": frames * 3, "split": ["train"] * 4 + ["eval"] * 4 + ["update"] * 4,
+         "return": [1.0, 2, 3, 4, 10, 20, 30, 40] + [np.nan] * 4, "loss_model": np.arange(12.0)}
+    )
+    metrics.to_parquet(run_dir / "metrics.parquet")
+    return run_dir
+
+
+def test_aggregate_runs_and_curves_carry_identity_and_warn_on_mixed_commits(tmp_path):
+    a = fake_run(tmp_path, "walker_walk", "baseline", 0, commit="aaa")
+    b = fake_run(tmp_path, "walker_walk", "zd5", 0, status="diverged", commit="bbb",
+                 error={"kind": "zero_drift", "sigma2": 5.0})
+    inputs = [a / "status.json", a / "metrics.parquet", b / "status.json", b / "metrics.parquet"]
+    runs = [{"task": "walker_walk", "variant": "baseline", "seed": 0}, {"task": "walker_walk", "variant": "zd5", "seed": 0}]
+    with pytest.warns(UserWarning, match="2 git commits"):
+        curves = aggregate("curves", inputs, runs, tmp_path / "curves.parquet", scale="smoke")
+    assert len(curves) == 16 and set(curves["split"]) == {"train", "eval"}
+    assert curves.loc[curves.variant == "zd5", "sigma2"].eq(5.0).all()
+    assert set(curves.loc[curves.variant == "zd5", "status"]) == {"diverged"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = aggregate("runs", inputs, runs, tmp_path / "runs.parquet", scale="smoke")
+    assert table.set_index("variant").loc["zd5", "diverged_at_frames"] == 400
+    assert table.set_index("variant").loc["zd5", "agent.latent_error.kind"] == "zero_drift"
+    meta = json.loads(provenance_path(tmp_path / "runs.parquet").read_text())
+    assert meta["source_commits"] == ["aaa", "bbb"]
+
+
+def test_status_classifies_runs(tmp_path, capsys):
+    results = tmp_path / "results"
+    fake_run(results / "smoke", "walker_walk", "baseline", 0)
+    fake_run(results / "smoke", "walker_walk", "nzd", 0, status="diverged")
+    stale = fake_run(results / "smoke", "walker_walk", "zd5", 0, status="running")
+    (stale / "checkpoint").mkdir()
+    alive = fake_run(results / "smoke", "walker_walk", "zd5", 1, status="running")
+    status = json.loads((alive / "status.json").read_text())
+    status.update(pid=os.getpid(), host=None)
+    (alive / "status.json").write_text(json.dumps(status))
+    states = {(r["variant"], r["seed"]): r["state"] for r in run_states(results / "smoke")}
+    assert states == {("baseline", "seed0"): "finished", ("nzd", "seed0"): "diverged",
+                      ("zd5", "seed0"): "resumable", ("zd5", "seed1"): "running"}
+    assert plan_cli("status", ["--results", str(results)]) == 0
+    assert "1 diverged, 1 finished, 1 resumable, 1 running" in capsys.readouterr().out
+
+
+def test_plan_refuses_unknown_scale(capsys):
+    assert plan_cli("plan", ["--scale", "huge"]) == 2
+    assert "scale: 'huge'" in capsys.readouterr().err
