@@ -37,7 +37,8 @@ summary = plots.lambda_summary(ev, spec)
 fig = plots.plot_lambda_sweep(summary, spec)
 n_cond = int(summary["n_conditions"].max()) if not summary.empty else 0
 notes = [
-    f"Points: mean over finished seeds, bars: 95% bootstrap interval; perturbed return averaged over {n_cond} conditions.",
+    "Points: mean over finished seeds; bars: 95% bootstrap interval.",
+    f"Perturbed return: per seed, the mean over {n_cond} perturbed conditions shared by all variants.",
     plots.seeds_note(ev, spec),
 ]
 print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes))

@@ -1,0 +1,300 @@
+"""Every artifact notebook runs on small synthetic aggregated tables and writes its declared outputs."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "workflow" / "notebooks"
+TASKS = ["walker_walk", "quadruped_walk"]
+SEEDS = [0, 1, 2]
+# variant -> (latent_error, sigma2, lambda, return scale, robustness, error growth per step)
+VARIANTS = {
+    "baseline": ("none", 0.0, 0.0, 1.00, 0.60, 0.060),
+    "zd01": ("zero_drift", 0.1, 0.0, 1.00, 0.70, 0.060),
+    "zd1": ("zero_drift", 1.0, 0.0, 0.98, 0.72, 0.060),
+    "zd5": ("zero_drift", 5.0, 0.0, 0.95, 0.80, 0.060),
+    "zd01_jac": ("zero_drift", 0.1, 0.01, 1.00, 0.72, 0.040),
+    "zd5_jac": ("zero_drift", 5.0, 0.01, 0.97, 0.82, 0.040),
+    "nzd": ("nonzero_drift", 2.5, 0.0, 0.60, 0.50, 0.080),
+    "nzd_jac": ("nonzero_drift", 2.5, 0.01, 0.90, 0.65, 0.045),
+    "nzd_lam1e-3": ("nonzero_drift", 2.5, 0.001, 0.75, 0.55, 0.060),
+    "nzd_lam1e-1": ("nonzero_drift", 2.5, 0.1, 0.92, 0.68, 0.040),
+    "nzd_lam1": ("nonzero_drift", 2.5, 1.0, 0.80, 0.66, 0.035),
+    "aug": ("none", 0.0, 0.0, 0.97, 0.75, 0.060),
+    "l2dyn": ("nonzero_drift", 2.5, 0.0, 0.70, 0.55, 0.060),
+    "long": ("nonzero_drift", 2.5, 0.0, 0.62, 0.50, 0.080),
+    "long_jac": ("nonzero_drift", 2.5, 0.01, 0.88, 0.62, 0.045),
+}
+DIVERGED = ("walker_walk", "nzd", 2, 40_000)  # task, variant, seed, frames of divergence
+FRAMES = 100_000
+CONDITIONS = [("clean", 0.0)] + [
+    (f, lv)
+    for f, levels in {
+        "noise": (0.1, 0.3), "rotation": (10.0, 30.0), "mask": (0.25, 0.5),
+        "mass": (0.5, 1.5), "friction": (0.5, 1.5), "latent": (1.0, 5.0),
+    }.items()
+    for lv in levels
+]  # fmt: skip
+
+
+def _meta(variant: str) -> dict:
+    kind, sigma2, lam, *_ = VARIANTS[variant]
+    return {"latent_error": kind, "sigma2": sigma2, "lambda": lam}
+
+
+def _diverged(task, variant, seed) -> bool:
+    return (task, variant, seed) == DIVERGED[:3]
+
+
+def _severity(family: str, level: float) -> float:
+    """0 (clean) .. ~1 (the hardest level) so returns drop with the level."""
+    scale = {"noise": 0.3, "rotation": 30, "mask": 0.5, "latent": 5}
+    if family in ("mass", "friction"):
+        return abs(level - 1.0) / 0.5
+    return level / scale[family] if family in scale else 0.0
+
+
+def synthetic_tables(variants=None, tasks=TASKS) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    variants = variants or list(VARIANTS)
+    curves, ev, rollout, jac, runs = [], [], [], [], []
+    for task in tasks:
+        top = 900.0 if task.startswith("walker") else 600.0
+        for v in variants:
+            _, _, lam, scale, robust, growth = VARIANTS[v]
+            for seed in SEEDS:
+                div = _diverged(task, v, seed)
+                status = "diverged" if div else "finished"
+                end = DIVERGED[3] if div else FRAMES
+                final = top * scale + rng.normal(0, 20)
+                for split, step in (("eval", 10_000), ("train", 5_000)):
+                    for frames in range(step, end + 1, step):
+                        ret = final * (1 - np.exp(-frames / 30_000)) + rng.normal(0, 25)
+                        curves.append(dict(task=task, variant=v, seed=seed, frames=frames, split=split,
+                                           **{"return": ret}, status=status, **_meta(v)))  # fmt: skip
+                for family, level in CONDITIONS:
+                    cond = "clean" if family == "clean" else f"{family}={level:g}"
+                    for episode in range(2):
+                        drop = (1 - robust) * _severity(family, level)
+                        ret = np.nan if div else final * (1 - drop) + rng.normal(0, 15)
+                        ev.append(dict(task=task, variant=v, seed=seed, preset="dreamerv2", **_meta(v),
+                                       condition=cond, family=family, level=level, episode=episode,
+                                       episode_seed=1000 + episode, **{"return": ret}, status=status))  # fmt: skip
+                for h in range(1, 51):
+                    mse = np.nan if div else 0.002 * np.exp(growth * h) * rng.lognormal(0, 0.1)
+                    rollout.append(dict(task=task, variant=v, seed=seed, **_meta(v), horizon=h, obs_mse=mse,
+                                        latent_dist=np.nan if div else 0.5 * np.sqrt(h) * (1 + growth),
+                                        reward_error=np.nan if div else 0.01 * h * growth, status=status))  # fmt: skip
+                for norm, val in (("frobenius", 10.0 / (1 + 100 * lam)), ("spectral", 2.0 / (1 + 100 * lam))):
+                    jac.append(dict(task=task, variant=v, seed=seed, **_meta(v), norm=norm,
+                                    value=np.nan if div else val * rng.lognormal(0, 0.05), status=status))  # fmt: skip
+                kind, sigma2, lam = VARIANTS[v][:3]
+                runs.append({
+                    "task": task, "variant": v, "seed": seed, "status": status, "frames": end,
+                    "config_hash": f"{abs(hash((task, v))) % 10**8:08d}",
+                    "diverged_at_frames": float(DIVERGED[3]) if div else np.nan, **_meta(v),
+                    "agent.preset": "dreamerv2", "agent.size": "small", "train.frames": FRAMES,
+                    "env.action_repeat": 2, "env.task": task, "agent.latent_error.kind": kind,
+                    "agent.latent_error.sigma2": sigma2, "agent.latent_error.mu_range": [0.0, 5.0],
+                    "agent.jacobian.weight": lam, "agent.imag_horizon": 45 if v.startswith("long") else 15,
+                    "agent.aug_noise_std": 0.1 if v == "aug" else 0.0,
+                    "agent.transition_weight_decay": 1e-4 if v == "l2dyn" else 0.0, "train.batch_size": 16,
+                    "seed": seed,
+                })  # fmt: skip
+    return {
+        "curves": pd.DataFrame(curves), "eval": pd.DataFrame(ev), "rollout": pd.DataFrame(rollout),
+        "jacobian": pd.DataFrame(jac), "runs": pd.DataFrame(runs),
+    }  # fmt: skip
+
+
+def write_tables(tables: dict[str, pd.DataFrame], folder: Path, commits: dict[str, str] | None = None) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, df in tables.items():
+        path = folder / f"{name}.parquet"
+        df.to_parquet(path, index=False)
+        commit = (commits or {}).get(name, "a" * 40)
+        path.with_name(path.name + ".provenance.json").write_text(json.dumps({"git_commit": commit}))
+        paths[name] = str(path)
+    return paths
+
+
+SCALE_INFO = {"frames": FRAMES, "seeds": SEEDS, "eval_episodes": 2, "size": "small", "preset": "dreamerv2"}
+FIGURE_OUT = ("png", "pdf", "csv", "caption", "provenance")
+TABLE_OUT = ("csv", "md", "tex", "caption", "provenance")
+CLAIMS_OUT = ("md", "csv", "tex", "caption", "provenance")
+# artifact -> (notebook, inputs, variants, tasks, outputs, extra params)
+ARTIFACTS = {
+    "fig1": ("robustness", ["eval"], ["baseline", "zd01", "zd1", "zd5"], ["walker_walk"], FIGURE_OUT, {}),
+    "fig3": ("learning_curves", ["curves", "runs"], ["baseline", "zd5", "zd5_jac"], ["walker_walk"], FIGURE_OUT, {}),
+    "fig4": ("learning_curves", ["curves", "runs"], ["baseline", "nzd", "nzd_jac"], ["walker_walk"], FIGURE_OUT, {}),
+    "long_horizon": ("learning_curves", ["curves"], ["long", "long_jac"], ["walker_walk"], FIGURE_OUT, {}),
+    "rollout_error": ("rollout_error", ["rollout", "jacobian"], ["baseline", "zd5", "zd5_jac", "nzd", "nzd_jac"],
+                      TASKS, FIGURE_OUT, {}),
+    "lambda_sweep": ("lambda_sweep", ["eval"], ["nzd", "nzd_lam1e-3", "nzd_jac", "nzd_lam1e-1", "nzd_lam1"],
+                     ["walker_walk"], FIGURE_OUT, {}),
+    "table1": ("robustness", ["eval"], ["baseline", "zd01", "zd1", "zd5"], ["walker_walk"], TABLE_OUT, {}),
+    "dynamics": ("robustness", ["eval"], ["baseline", "zd5", "nzd", "nzd_jac"], TASKS, TABLE_OUT,
+                 {"families": ["mass", "friction"]}),
+    "hyperparameters": ("hyperparameters", ["runs"], list(VARIANTS), TASKS, TABLE_OUT, {}),
+    "claims": ("claims", ["eval", "curves", "rollout", "runs"], list(VARIANTS), TASKS, CLAIMS_OUT, {}),
+}  # fmt: skip
+N_RESAMPLES = 300
+
+
+def make_snakemake(artifact: str, paths: dict, out: Path, inputs=None, **overrides) -> SimpleNamespace:
+    notebook, default_inputs, variants, tasks, outputs, extra = ARTIFACTS[artifact]
+    inputs = default_inputs if inputs is None else inputs
+    ext = {"caption": "caption.md", "provenance": "provenance.json"}
+    params = dict(
+        artifact=artifact, caption=f"Synthetic test of {artifact}.", variants=variants, tasks=tasks,
+        scale="test", scale_info=SCALE_INFO, inferred=artifact != "fig1", n_resamples=N_RESAMPLES, **extra,
+    )  # fmt: skip
+    params.update(overrides)
+    return SimpleNamespace(
+        input=SimpleNamespace(**{k: paths[k] for k in inputs}),
+        output=SimpleNamespace(**{k: str(out / f"{artifact}.{ext.get(k, k)}") for k in outputs}),
+        params=SimpleNamespace(**params),
+    )
+
+
+def run_notebook(artifact: str, sm: SimpleNamespace) -> None:
+    runpy.run_path(str(NOTEBOOKS / f"{ARTIFACTS[artifact][0]}.py"), init_globals={"snakemake": sm}, run_name="__main__")
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return synthetic_tables()
+
+
+@pytest.fixture(scope="module")
+def paths(tables, tmp_path_factory):
+    return write_tables(tables, tmp_path_factory.mktemp("aggregate"))
+
+
+@pytest.mark.parametrize("artifact", list(ARTIFACTS))
+def test_notebook_writes_every_output(artifact, paths, tmp_path):
+    sm = make_snakemake(artifact, paths, tmp_path)
+    run_notebook(artifact, sm)
+    for name, path in vars(sm.output).items():
+        assert Path(path).stat().st_size > 0, f"{artifact}: empty {name}"
+    if hasattr(sm.output, "png"):
+        assert Path(sm.output.png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    caption = Path(sm.output.caption).read_text()
+    assert "Scale `test`" in caption and "3 seeds" in caption
+    assert ("inferred" in caption) == sm.params.inferred
+    prov = json.loads(Path(sm.output.provenance).read_text())
+    assert prov["artifact"] == artifact and set(prov["inputs"]) == set(vars(sm.input).values())
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_table_cell_equals_mean_of_per_seed_means(tables, paths, tmp_path):
+    sm = make_snakemake("table1", paths, tmp_path)
+    run_notebook("table1", sm)
+    out = pd.read_csv(sm.output.csv)
+    ev = tables["eval"]
+    for variant, family, level in [("zd5", "noise", 0.3), ("baseline", "clean", 0.0), ("zd1", "mass", 1.5)]:
+        rows = ev[(ev.task == "walker_walk") & (ev.variant == variant) & (ev.family == family) & (ev.level == level)]
+        by_hand = np.mean([rows.loc[rows.seed == s, "return"].mean() for s in SEEDS])
+        got = out[(out.variant == variant) & (out.family == family) & (out.level == level)]
+        assert len(got) == 1 and got["n_seeds"].iloc[0] == 3
+        assert got["mean"].iloc[0] == pytest.approx(by_hand)
+        assert got["ci_low"].iloc[0] <= by_hand <= got["ci_high"].iloc[0]
+    md = Path(sm.output.md).read_text()
+    cell = out[(out.variant == "zd5") & (out.family == "noise") & (out.level == 0.3)].iloc[0]
+    assert f"{cell['mean']:.0f} [{cell['ci_low']:.0f}, {cell['ci_high']:.0f}]" in md
+    assert "IQM not shown" in md  # 3 seeds < 4
+
+
+def test_dynamics_table_keeps_only_requested_families(paths, tmp_path):
+    sm = make_snakemake("dynamics", paths, tmp_path)
+    run_notebook("dynamics", sm)
+    out = pd.read_csv(sm.output.csv)
+    assert set(out["family"]) == {"clean", "mass", "friction"}
+    assert set(out["task"]) == set(TASKS)
+    assert "(+1 diverged)" in Path(sm.output.md).read_text()  # walker nzd seed 2
+
+
+def test_learning_curves_mark_diverged_runs(paths, tmp_path):
+    sm = make_snakemake("fig4", paths, tmp_path)
+    run_notebook("fig4", sm)
+    caption = Path(sm.output.caption).read_text()
+    assert "nzd seed 2 at 40k frames" in caption
+    data = pd.read_csv(sm.output.csv)
+    late = data[(data.variant == "nzd") & (data.split == "eval") & (data.frames == 100_000)]
+    assert late["n_seeds"].iloc[0] == 2  # the diverged seed is excluded from the mean
+
+
+def test_claims_report_verdicts_and_not_run(tables, tmp_path):
+    # Without zd1, nzd_jac or rollout: their comparisons must be "not run", the rest decided.
+    keep = [v for v in VARIANTS if v not in ("zd1", "nzd_jac")]
+    sub = {k: df[df.variant.isin(keep)] for k, df in tables.items() if k != "rollout"}
+    paths = write_tables(sub, tmp_path / "agg")
+    sm = make_snakemake("claims", paths, tmp_path, inputs=["eval", "curves", "runs"], variants=keep)
+    run_notebook("claims", sm)
+    table = pd.read_csv(sm.output.csv)
+    decided = table[table.verdict != "not run"]
+    assert set(decided.verdict) <= {"supported", "contradicted", "inconclusive"}
+    assert decided[["effect", "ci_low", "ci_high"]].notna().all().all()
+    not_run = table[table.verdict == "not run"]
+    assert not not_run.empty and not_run["note"].str.len().gt(0).all()
+    assert (not_run.comparison.str.contains("zd1|nzd_jac") | (not_run.claim == "C4")).all()
+    assert "no rollout table" in " ".join(table.loc[table.claim == "C4", "note"])
+    # C1 on walker: zd5 is more robust than baseline in the synthetic data.
+    c1 = table[(table.claim == "C1") & (table.task == "walker_walk") & table.primary]
+    assert c1.comparison.tolist() == ["zd5 - baseline"] and c1.verdict.iloc[0] == "supported"
+    # C2 on walker: nzd has a diverged seed -> unpaired, 2 vs 3 seeds.
+    c2 = table[(table.claim == "C2") & (table.task == "walker_walk") & (table.statistic == "final clean return")]
+    assert (c2.n_seeds_a.iloc[0], c2.n_seeds_b.iloc[0]) == (2, 3) and not c2.paired.iloc[0]
+    report = Path(sm.output.md).read_text()
+    for claim in ("C1", "C2", "C3", "C4"):
+        assert f"## {claim}" in report
+    assert "not run" in report and "supported" in report
+
+
+def test_claims_full_inputs_decide_every_comparison(paths, tmp_path):
+    sm = make_snakemake("claims", paths, tmp_path)
+    run_notebook("claims", sm)
+    table = pd.read_csv(sm.output.csv)
+    assert (table.verdict != "not run").all()
+    c4 = table[(table.claim == "C4") & table.primary & (table.task == "quadruped_walk")]
+    assert set(c4.verdict) == {"supported"}  # nzd_jac's error grows slower in the synthetic data
+
+
+def test_mixed_commits_warn_and_reach_the_caption(tables, tmp_path):
+    paths = write_tables(tables, tmp_path / "agg", commits={"runs": "b" * 40})
+    sm = make_snakemake("fig3", paths, tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_notebook("fig3", sm)
+    assert any("2 git commits" in str(w.message) for w in caught)
+    assert "come from 2 git commits" in Path(sm.output.caption).read_text()
+    assert len(json.loads(Path(sm.output.provenance).read_text())["source_commits"]) == 2
+
+
+def test_source_commits_stand_for_the_aggregation_commit(tables, tmp_path):
+    paths = write_tables({k: tables[k] for k in ("curves", "runs")}, tmp_path / "agg")
+    for name in ("curves", "runs"):  # aggregated at another commit than the runs were trained at
+        Path(paths[name] + ".provenance.json").write_text(
+            json.dumps({"git_commit": "c" * 40, "source_commits": ["a" * 40]})
+        )
+    sm = make_snakemake("fig3", paths, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_notebook("fig3", sm)
+    assert json.loads(Path(sm.output.provenance).read_text())["source_commits"] == ["a" * 40]
+    assert "git commits" not in Path(sm.output.caption).read_text()
+
+
+def test_missing_required_input_names_it(paths, tmp_path):
+    sm = make_snakemake("fig3", paths, tmp_path, inputs=["runs"])
+    with pytest.raises(ValueError, match="curves"):
+        run_notebook("fig3", sm)
