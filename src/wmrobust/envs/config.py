@@ -8,12 +8,17 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """A DeepMind Control task and how the agent observes it."""
+    """A DeepMind Control task and how the agent observes it.
+
+    Same seed, same episode: ``make_env(cfg, seed)`` seeds the task (``task_kwargs={'random': seed}``)
+    and the perturbation noise from `seed`; see wmrobust.envs.dmc.
+    """
 
     task: str = "walker_walk"
     """dm_control suite task as <domain>_<task>, e.g. walker_walk, quadruped_walk, cheetah_run."""
     obs: Literal["pixels", "vector"] = "pixels"
-    """Observe 64x64 RGB pixels or the proprioceptive state vector."""
+    """Observe RGB pixels ('image', uint8 HWC) or the proprioceptive state ('vector', float32:
+    the suite's observation dict flattened in sorted key order)."""
     image_size: int = 64
     """Side of the square rendered image, in pixels."""
     camera: int | None = None
@@ -21,10 +26,12 @@ class EnvConfig:
     action_repeat: int = 2
     """Env frames per agent step (the action is repeated, rewards summed)."""
     episode_frames: int = 1000
-    """Env frames per episode (the suite's time limit is 1000)."""
+    """Env frames per episode: done after episode_frames / action_repeat agent steps, or at
+    the suite's own time limit (1000 frames) if that comes first."""
     render: Literal["standard", "fast"] = "standard"
-    """standard: the stock scene. fast: shadows and reflections off and a cached camera,
-    about 7x faster on CPU but a visibly different image: it changes what the agent sees."""
+    """standard: the stock scene (pixels equal dm_control's physics.render). fast: shadows and
+    reflections off (sky kept), several times faster on CPU (see bench/envs.py) but a visibly
+    different image: it changes what the agent sees, so compare runs only within one setting."""
 
     def __post_init__(self):
         if "_" not in self.task:
