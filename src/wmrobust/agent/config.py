@@ -189,11 +189,11 @@ SIZES: dict[str, dict[str, Any]] = {
     "tiny": {
         "agent": {"deter": 32, "hidden": 32, "stoch": 4, "classes": 4, "cnn_depth": 4,
                   "units": 32, "mlp_layers": 1},
-        "train": {"batch_size": 4, "batch_length": 16},
+        "train": {"batch_size": 4, "batch_length": 16, "threads": 1},
     },
     "small": {
-        "agent": {"deter": 200, "hidden": 200, "stoch": 16, "classes": 16, "cnn_depth": 16,
-                  "units": 200, "mlp_layers": 2},
+        "agent": {"deter": 128, "hidden": 128, "stoch": 16, "classes": 16, "cnn_depth": 16,
+                  "units": 128, "mlp_layers": 2},
     },
     # DreamerV3's S size (about 16M world-model parameters from pixels).
     "S": {
