@@ -128,7 +128,7 @@ def workflow_copy(tmp_path: Path) -> Path:
     """The workflow in a fresh folder, so a run never touches the repository's results."""
     work = tmp_path / "work"
     work.mkdir()
-    for name in ("Snakefile", "workflow", "config"):
+    for name in ("Snakefile", "workflow", "config", "environment.yml"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
     return work
