@@ -1,0 +1,106 @@
+"""Learner cost per size: seconds and FLOPs per update, peak memory, parameter counts.
+
+One update = world-model step on a 16x64 batch of 64x64 pixel sequences plus actor-critic
+on imagined rollouts of 15 steps from all B*T posterior states. Each configuration runs in
+its own process (so peak RSS is its own). Rows: without the Jacobian penalty, with the
+projection estimator (k=1), and with the exact estimator (tiny and small only).
+
+    python bench/learner.py                     # tiny and small (quick)
+    python bench/learner.py --sizes S           # the DreamerV3 S size (minutes)
+    python bench/learner.py --sizes tiny small S --preset dreamerv2
+
+The machine's peak is taken as 235 GFLOP/s (large fp32 matmuls on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+PEAK_GFLOPS = 235.0
+
+
+def measure(preset: str, size: str, jacobian: str, batch: int, length: int, repeats: int, threads: int) -> dict:
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from wmrobust.agent import Agent
+    from wmrobust.config import resolve
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    jac = {"weight": 0.0} if jacobian == "none" else {"weight": 0.01, "estimator": jacobian, "probes": 1}
+    cfg = resolve({"agent": {"preset": preset, "size": size, "jacobian": jac, "imag_horizon": 15}}).agent
+    act_dim = 6
+    agent = Agent({"image": ((64, 64, 3), np.uint8)}, act_dim, cfg, "cpu")
+    rng = np.random.default_rng(0)
+    data = {"image": rng.integers(0, 256, (batch, length, 64, 64, 3), dtype=np.uint8),
+            "action": rng.uniform(-1, 1, (batch, length, act_dim)).astype(np.float32),
+            "reward": rng.normal(size=(batch, length)).astype(np.float32),
+            "is_first": np.zeros((batch, length), bool), "is_terminal": np.zeros((batch, length), bool)}
+    data["is_first"][:, 0] = True
+
+    agent.update(data)  # warm-up: allocator, lazy initialization
+    with FlopCounterMode(display=False) as counter:
+        agent.update(data)
+    flops = counter.get_total_flops()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        agent.update(data)
+    seconds = (time.perf_counter() - start) / repeats
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    return {"preset": preset, "size": size, "jacobian": jacobian, "seconds": seconds, "tflop": flops / 1e12,
+            "gflops": flops / seconds / 1e9, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+            "wm_params": count(agent.world_model), "actor_params": count(agent.behavior.actor),
+            "critic_params": count(agent.behavior.critic)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=["tiny", "small", "S", "default"])
+    parser.add_argument("--preset", default="dreamerv3", choices=["dreamerv2", "dreamerv3"])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=0, help="timed updates (0: 10 for tiny/small, 2 for S)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one JSON-encoded configuration
+    args = parser.parse_args()
+
+    if args.one:
+        print(json.dumps(measure(**json.loads(args.one))))
+        return
+    rows = []
+    for size in args.sizes:
+        repeats = args.repeats or (10 if size in ("tiny", "small") else 2)
+        for jacobian in ["none", "projection"] + (["exact"] if size in ("tiny", "small") else []):
+            one = dict(preset=args.preset, size=size, jacobian=jacobian, batch=args.batch, length=args.length,
+                       repeats=repeats, threads=args.threads)
+            out = subprocess.run([sys.executable, __file__, "--one", json.dumps(one)], capture_output=True,
+                                 text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"measured {size} {jacobian}: {rows[-1]['seconds']:.3f} s/update", file=sys.stderr)
+
+    load = os.getloadavg()[0]
+    print(f"## Learner cost per update ({args.preset}, batch {args.batch}x{args.length}, 64x64 pixels, "
+          f"imagination 15 steps from all B*T states, {args.threads} threads, load average {load:.1f})\n")
+    print("| size | Jacobian | s/update | overhead | TFLOP/update | GFLOP/s | of 235 | peak RSS GB | WM params | actor | critic |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base = {r["size"]: r["seconds"] for r in rows if r["jacobian"] == "none"}
+    for r in rows:
+        overhead = r["seconds"] / base[r["size"]] - 1
+        print(f"| {r['size']} | {r['jacobian']} | {r['seconds']:.3f} | {overhead:+.0%} | {r['tflop']:.3f} | "
+              f"{r['gflops']:.1f} | {r['gflops'] / PEAK_GFLOPS:.0%} | {r['rss_gb']:.2f} | "
+              f"{r['wm_params'] / 1e6:.2f}M | {r['actor_params'] / 1e6:.2f}M | {r['critic_params'] / 1e6:.2f}M |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""The world model: encoder, RSSM, decoder, reward and continue heads, and its loss.
+
+A latent state is a dict of ``deter`` h_t (..., deter) and ``stoch`` (..., stoch*classes),
+the flattened one-hot sample z~_t *after* the latent error process, i.e. exactly what the
+transition, the decoder and the heads consume. ``logits`` holds the clean distribution
+the KL terms use.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wmrobust.agent.config import AgentConfig, LatentErrorConfig
+from wmrobust.agent.jacobian import frobenius_sq, spectral_norm
+from wmrobust.agent.latent_error import apply_latent_error
+from wmrobust.agent.nets import MLP, Decoder, Encoder, ScalarHead, dense, symexp, symlog
+
+State = dict[str, torch.Tensor]
+
+
+class RSSM(nn.Module):
+    """Recurrent state-space model: GRU deterministic path, categorical stochastic path."""
+
+    def __init__(self, embed_dim: int, act_dim: int, cfg: AgentConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.stoch_dim = cfg.stoch * cfg.classes
+        self.img_in = dense(self.stoch_dim + act_dim, cfg.hidden, cfg)
+        # The three GRU gates come from one fused, layer-normalized linear layer.
+        self.gru = nn.Linear(cfg.hidden + cfg.deter, 3 * cfg.deter, bias=False)
+        self.gru_norm = nn.LayerNorm(3 * cfg.deter, eps=1e-3)
+        self.prior_net = nn.Sequential(dense(cfg.deter, cfg.hidden, cfg), nn.Linear(cfg.hidden, self.stoch_dim))
+        self.post_net = nn.Sequential(dense(cfg.deter + embed_dim, cfg.hidden, cfg), nn.Linear(cfg.hidden, self.stoch_dim))
+
+    def transition_parameters(self) -> list[nn.Parameter]:
+        """Parameters of f(h, z~, a) -> h' (the target of the l2dyn baseline)."""
+        return [*self.img_in.parameters(), *self.gru.parameters(), *self.gru_norm.parameters()]
+
+    def initial(self, batch: int, device) -> State:
+        zeros = torch.zeros
+        return {"deter": zeros(batch, self.cfg.deter, device=device),
+                "stoch": zeros(batch, self.stoch_dim, device=device),
+                "logits": zeros(batch, self.cfg.stoch, self.cfg.classes, device=device)}
+
+    def transition(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """f(h_t, z~_t, a_t) -> h_{t+1}, the map whose Jacobian is regularized."""
+        x = self.img_in(torch.cat([stoch, action], -1))
+        reset, cand, update = self.gru_norm(self.gru(torch.cat([x, deter], -1))).chunk(3, -1)
+        reset = torch.sigmoid(reset)
+        cand = torch.tanh(reset * cand)
+        update = torch.sigmoid(update - 1)  # bias towards keeping the old state
+        return update * cand + (1 - update) * deter
+
+    def _logits(self, raw: torch.Tensor) -> torch.Tensor:
+        logits = raw.float().reshape(*raw.shape[:-1], self.cfg.stoch, self.cfg.classes)
+        if self.cfg.unimix > 0:
+            probs = (1 - self.cfg.unimix) * logits.softmax(-1) + self.cfg.unimix / self.cfg.classes
+            logits = probs.log()
+        return logits
+
+    @staticmethod
+    def sample(logits: torch.Tensor, sample: bool = True) -> torch.Tensor:
+        """One-hot sample (or mode) with straight-through gradients, flattened."""
+        probs = logits.softmax(-1)
+        if sample:
+            gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp(1e-20, 1)))
+            index = (logits + gumbel).argmax(-1)
+        else:
+            index = logits.argmax(-1)
+        onehot = F.one_hot(index, logits.shape[-1]).to(probs.dtype)
+        return (onehot + probs - probs.detach()).flatten(-2)
+
+    def img_step(self, state: State, action: torch.Tensor, sample: bool = True) -> State:
+        """Prior step: imagine the next state without an observation."""
+        deter = self.transition(state["deter"], state["stoch"], action)
+        logits = self._logits(self.prior_net(deter))
+        return {"deter": deter, "stoch": self.sample(logits, sample), "logits": logits}
+
+    def obs_step(self, state: State, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor,
+                 error: LatentErrorConfig | None = None, sample: bool = True) -> tuple[State, State]:
+        """Posterior step: (posterior, prior) after ``action`` and observing ``embed``.
+        Episode starts (``is_first``) reset the state and action to zeros."""
+        keep = (~is_first).to(action.dtype)[:, None]
+        state = {k: v * (keep if v.dim() == 2 else keep[..., None]) for k, v in state.items()}
+        action = action * keep
+        site = error.site if error is not None else "stoch"
+        deter = self.transition(state["deter"], state["stoch"], action)
+        if site == "deter":
+            deter = apply_latent_error(deter, error)
+        prior_logits = self._logits(self.prior_net(deter))
+        if site == "embed":
+            embed = apply_latent_error(embed, error)
+        logits = self._logits(self.post_net(torch.cat([deter, embed], -1)))
+        stoch = self.sample(logits, sample)
+        if site == "stoch":
+            stoch = apply_latent_error(stoch, error)
+        post = {"deter": deter, "stoch": stoch, "logits": logits}
+        prior = {"deter": deter, "stoch": self.sample(prior_logits, sample), "logits": prior_logits}
+        return post, prior
+
+    def observe(self, embed, action, is_first, state=None, error=None, sample=True) -> tuple[State, State]:
+        """Filter a (B, T) sequence; returns posterior and prior states stacked to (B, T, ...)."""
+        state = state if state is not None else self.initial(embed.shape[0], embed.device)
+        posts, priors = [], []
+        for t in range(embed.shape[1]):
+            state, prior = self.obs_step(state, action[:, t], embed[:, t], is_first[:, t], error, sample)
+            posts.append(state)
+            priors.append(prior)
+        stack = lambda states: {k: torch.stack([s[k] for s in states], 1) for k in states[0]}  # noqa: E731
+        return stack(posts), stack(priors)
+
+
+def feature(state: State) -> torch.Tensor:
+    """The feature the decoder, heads, actor and critic read: [h, z~]."""
+    return torch.cat([state["deter"], state["stoch"]], -1)
+
+
+def categorical_kl(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """KL(lhs || rhs) of factorized categoricals given as logits (..., stoch, classes)."""
+    logp, logq = lhs.log_softmax(-1), rhs.log_softmax(-1)
+    return (logp.exp() * (logp - logq)).sum((-2, -1))
+
+
+class WorldModel(nn.Module):
+    def __init__(self, obs_space: dict, act_dim: int, cfg: AgentConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.key = next(iter(obs_space))
+        self.encoder = Encoder(obs_space, cfg)
+        self.rssm = RSSM(self.encoder.out_dim, act_dim, cfg)
+        self.feat_dim = cfg.deter + self.rssm.stoch_dim
+        self.decoder = Decoder(self.feat_dim, obs_space, cfg)
+        self.reward = ScalarHead(self.feat_dim, cfg)
+        self.cont = MLP(self.feat_dim, 1, cfg) if cfg.continue_head else None
+
+    def target(self, obs: torch.Tensor) -> torch.Tensor:
+        """Reconstruction target in decoder units."""
+        if self.key == "image":
+            return obs.float() / 255.0 - 0.5
+        return symlog(obs) if self.cfg.symlog else obs
+
+    def loss(self, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, State, dict[str, torch.Tensor]]:
+        """World-model loss on a (B, T) batch; also the posterior states and metrics."""
+        cfg = self.cfg
+        inputs = self.encoder.preprocess(data[self.key])
+        if cfg.aug_noise_std > 0 and self.key == "image":
+            inputs = inputs + cfg.aug_noise_std * torch.randn_like(inputs)  # the target stays clean
+        embed = self.encoder(inputs)
+        post, prior = self.rssm.observe(embed, data["action"], data["is_first"], error=cfg.latent_error)
+        feat = feature(post)
+
+        # V2: unit-Gaussian negative log-likelihood (0.5 * squared error); V3: squared error.
+        sq = (self.decoder(feat) - self.target(data[self.key])) ** 2
+        losses = {"obs": sq.flatten(2).sum(-1).mean() * (1.0 if cfg.symlog else 0.5)}
+        losses["reward"] = -self.reward(feat).log_prob(data["reward"]).mean()
+        if self.cont is not None:
+            cont_target = 1.0 - data["is_terminal"].float()
+            losses["cont"] = F.binary_cross_entropy_with_logits(self.cont(feat)[..., 0].float(), cont_target)
+
+        dyn = categorical_kl(post["logits"].detach(), prior["logits"])
+        rep = categorical_kl(post["logits"], prior["logits"].detach())
+        if cfg.kl_free_per_step:  # V3 free bits
+            losses["dyn"] = dyn.clamp_min(cfg.kl_free).mean()
+            losses["rep"] = rep.clamp_min(cfg.kl_free).mean()
+        else:  # V2 free nats on the batch mean
+            losses["dyn"] = dyn.mean().clamp_min(cfg.kl_free)
+            losses["rep"] = rep.mean().clamp_min(cfg.kl_free)
+        total = losses["obs"] + losses["reward"] + losses.get("cont", 0.0)
+        total = total + cfg.kl_dyn * losses["dyn"] + cfg.kl_rep * losses["rep"]
+
+        metrics = {"kl": dyn.mean().detach()}
+        if cfg.jacobian.weight > 0:
+            fro2 = self.transition_frobenius_sq(post, data["action"], cfg.jacobian.estimator,
+                                                cfg.jacobian.probes, create_graph=True)
+            losses["jacobian"] = cfg.jacobian.weight * fro2.mean()
+            total = total + losses["jacobian"]
+            metrics["jacobian_fro2"] = fro2.detach().mean()
+        losses["model"] = total
+        metrics.update({f"loss_{k}": v.detach() for k, v in losses.items()})
+        return total, post, metrics
+
+    def _transition_inputs(self, post: State, action: torch.Tensor):
+        """Detached posterior states s_t = (h_t, z~_t) and the actions a_t taken from them,
+        flattened to (N, ...); requires_grad so the Jacobian can be taken."""
+        deter = post["deter"][:, :-1].detach().flatten(0, 1).requires_grad_()
+        stoch = post["stoch"][:, :-1].detach().flatten(0, 1).requires_grad_()
+        return deter, stoch, action[:, 1:].flatten(0, 1)
+
+    def transition_frobenius_sq(self, post: State, action: torch.Tensor, estimator: str, probes: int,
+                                create_graph: bool = False) -> torch.Tensor:
+        """Per-state ||d f(s_t, a_t) / d s_t||_F^2 (exact or projection estimate), shape (N,)."""
+        deter, stoch, act = self._transition_inputs(post, action)
+        with torch.enable_grad():
+            out = self.rssm.transition(deter, stoch, act)
+            return frobenius_sq(out, [deter, stoch], estimator, probes, create_graph)
+
+    def to_tensors(self, data: dict, device) -> dict[str, torch.Tensor]:
+        keys = (self.key, "action", "reward", "is_first", "is_terminal")
+        return {k: torch.as_tensor(data[k], device=device) for k in keys if k in data}
+
+    @torch.no_grad()
+    def jacobian_norms(self, data: dict, probes: int = 16, iters: int = 20) -> dict[str, float]:
+        """Mean over posterior states of ``data`` of the Frobenius and spectral norms of d f / d s.
+
+        Frobenius: exact when the config's estimator is exact, else the projection estimate
+        with ``probes`` probes per state. Spectral: ``iters`` power iterations with JVPs and
+        VJPs (``iters=0`` skips it and reports NaN)."""
+        data = self.to_tensors(data, next(self.parameters()).device)
+        embed = self.encoder(self.encoder.preprocess(data[self.key]))
+        post, _ = self.rssm.observe(embed, data["action"], data["is_first"])
+        fro2 = self.transition_frobenius_sq(post, data["action"], self.cfg.jacobian.estimator, probes)
+        frobenius = fro2.clamp_min(0).sqrt().mean().item()
+        if iters == 0:
+            return {"frobenius": frobenius, "spectral": float("nan")}
+        deter, stoch, act = self._transition_inputs(post, data["action"])
+        split = deter.shape[-1]
+
+        def f(x):
+            return self.rssm.transition(x[:, :split], x[:, split:], act)
+
+        with torch.enable_grad():
+            spectral = spectral_norm(f, torch.cat([deter, stoch], -1).detach(), iters)
+        return {"frobenius": frobenius, "spectral": spectral.mean().item()}
+
+    def observation_units(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder output or target -> [0, 1] image units or raw vector units."""
+        if self.key == "image":
+            return (x + 0.5).clamp(0, 1)
+        return symexp(x) if self.cfg.symlog else x
+
+    @torch.no_grad()
+    def open_loop(self, data: dict, context: int, horizon: int) -> dict[str, torch.Tensor]:
+        """Filter ``context`` steps, then predict ``horizon`` steps open loop from the data's
+        actions (prior modes). Shapes (B, H, ...); see the contract in the package docs."""
+        data = self.to_tensors(data, next(self.parameters()).device)
+        steps = data["action"].shape[1]
+        if steps < context + horizon or context < 1:
+            raise ValueError(f"open_loop: sequences of {steps} steps are shorter than context {context} + horizon {horizon}")
+        embed = self.encoder(self.encoder.preprocess(data[self.key]))
+        post, _ = self.rssm.observe(embed[:, : context + horizon], data["action"][:, : context + horizon],
+                                    data["is_first"][:, : context + horizon], sample=False)
+        state = {k: v[:, context - 1] for k, v in post.items()}
+        preds = []
+        for t in range(context, context + horizon):
+            state = self.rssm.img_step(state, data["action"][:, t], sample=False)
+            preds.append(state)
+        prior = {k: torch.stack([s[k] for s in preds], 1) for k in preds[0]}
+        feat_pred = feature(prior)
+        window = slice(context, context + horizon)
+        return {
+            "obs_pred": self.observation_units(self.decoder(feat_pred)),
+            "obs_true": self.observation_units(self.target(data[self.key][:, window])),
+            "reward_pred": self.reward(feat_pred).mean,
+            "reward_true": data["reward"][:, window].float(),
+            "latent_pred": feat_pred,
+            "latent_post": feature({k: v[:, window] for k, v in post.items()}),
+        }

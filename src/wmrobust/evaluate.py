@@ -1,0 +1,422 @@
+"""Evaluate a trained run under perturbations, and collect held-out episodes.
+
+Every episode runs in a fresh env built from the episode seed (``make_env(cfg,
+seed, condition)``), so an episode is fixed by (condition, seed). Episodes are
+stepped together: one `BatchEnv` holds up to ``CHUNK`` episodes of any
+conditions, spread over ``workers`` processes, and the policy acts on all of them
+with one batched ``agent.act`` call per distinct latent error in the chunk.
+Chunks are cut from the job list independently of ``workers``, and torch is
+seeded per chunk from its contents, so a result depends on the job list alone:
+the same call gives the same returns whatever the worker count. (The agent
+samples its posterior latent even in eval mode, so the torch seed matters.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import sys
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wmrobust.agent.config import LatentErrorConfig
+from wmrobust.config import ConfigError, RunConfig, load_yaml
+from wmrobust.envs.config import EnvConfig
+from wmrobust.io import atomic_path, write_table
+from wmrobust.perturb import LEVELS, Condition, SpecError, parse_condition
+
+EVALUATION_SEED_BASE = 1_000_000
+"""Episode k of every condition uses seed base + k (config/config.yaml: evaluation_seed_base)."""
+CHUNK = 16
+"""Most episodes stepped together in one BatchEnv. Bounds memory: a pixel env with its EGL
+renderer holds about 80 MB, so 16 stay near 1.3 GB; the policy step is cheap enough that
+larger batches gain little (bench/evaluate.py)."""
+
+
+class RunError(ValueError):
+    """A run directory that cannot be evaluated (missing or corrupt files); the message names the path."""
+
+
+# ---------------------------------------------------------------------------
+# Run directories.
+
+
+@dataclass(frozen=True)
+class Run:
+    """What evaluate, collect and rollout read from a run directory."""
+
+    path: Path
+    cfg: RunConfig
+    status: dict[str, Any]
+
+    @property
+    def diverged(self) -> bool:
+        return self.status["status"] == "diverged"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.pt"
+
+
+def load_run(run_dir: Path) -> Run:
+    """The run's config and status; refuses missing, corrupt or unfinished runs (RunError)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run directory")
+    try:
+        cfg = load_yaml(run_dir / "config.yaml")
+    except ConfigError as err:
+        raise RunError(str(err)) from None
+    status_path = run_dir / "status.json"
+    try:
+        status = json.loads(status_path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{status_path}: no such status file (has the run started?)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunError(f"{status_path}: not valid JSON ({err})") from None
+    state = status.get("status") if isinstance(status, dict) else None
+    if state not in ("finished", "diverged"):
+        raise RunError(f"{status_path}: status is {state!r}; only finished or diverged runs can be evaluated")
+    return Run(run_dir, cfg, status)
+
+
+def load_agent(run: Run, obs_space: dict, act_dim: int):
+    """The run's final agent on CPU, or RunError naming model.pt."""
+    from wmrobust.agent import Agent
+
+    try:
+        return Agent.load(run.model_path, obs_space, act_dim, run.cfg.agent, "cpu")
+    except (FileNotFoundError, ValueError) as err:
+        raise RunError(str(err)) from None
+
+
+def env_config(run: Run, episode_frames: int | None) -> EnvConfig:
+    """The run's env, with the episode length overridden when given."""
+    if episode_frames is None:
+        return run.cfg.env
+    try:
+        return dataclasses.replace(run.cfg.env, episode_frames=int(episode_frames))
+    except ValueError as err:
+        raise SpecError(f"episode_frames={episode_frames}: {err}") from None
+
+
+def env_spaces(cfg: EnvConfig) -> tuple[dict, int]:
+    """Observation space and action size of the task (one throwaway env)."""
+    from wmrobust.envs import make_env
+
+    env = make_env(cfg, 0)
+    spaces = env.obs_space, env.act_dim
+    env.close()
+    return spaces
+
+
+def finite_weights(agent) -> bool:
+    return all(bool(np.isfinite(t.detach().cpu().numpy()).all()) for t in agent.state_dict().values()
+               if t.is_floating_point())
+
+
+# ---------------------------------------------------------------------------
+# Conditions and seeds.
+
+
+def protocol_conditions(obs: str = "pixels") -> list[str]:
+    """PROTOCOL section 5: clean, then every family at every level (image-only families
+    dropped for vector observations)."""
+    image_only = ("rotation", "mask")
+    return ["clean"] + [
+        parse_condition(f"{family}={level}").label
+        for family, levels in LEVELS.items()
+        if not (obs == "vector" and family in image_only)
+        for level in levels
+    ]
+
+
+def evaluation_seeds(episodes: int, base: int = EVALUATION_SEED_BASE) -> list[int]:
+    return [base + k for k in range(episodes)]
+
+
+def parse_conditions(specs: list[str], obs: str) -> list[Condition]:
+    """Parsed, de-duplicated conditions (clean once), checked against the observation type."""
+    from wmrobust.perturb.observation import check_observation_perturbations
+
+    if not specs:
+        raise SpecError("no conditions to evaluate")
+    conditions: dict[str, Condition] = {}
+    for spec in specs:
+        condition = parse_condition(spec)
+        check_observation_perturbations(condition.observation, "image" if obs == "pixels" else "vector")
+        conditions.setdefault(condition.label, condition)
+    return list(conditions.values())
+
+
+def check_seeds(seeds: list[int]) -> list[int]:
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise SpecError("no episode seeds")
+    if len(set(seeds)) != len(seeds):
+        raise SpecError(f"episode seeds repeat: {seeds}")
+    return seeds
+
+
+# ---------------------------------------------------------------------------
+# Running episodes.
+
+
+class AgentPolicy:
+    """The agent's mode action; the latent error of each call is the test-time error."""
+
+    def __init__(self, agent):
+        self.agent = agent
+
+    def initial(self, n: int):
+        return self.agent.initial_state(n)
+
+    def __call__(self, obs: dict, state, sigma2: float):
+        error = LatentErrorConfig(kind="zero_drift", sigma2=sigma2) if sigma2 > 0 else LatentErrorConfig()
+        return self.agent.act(obs, state, mode="eval", latent_error=error)
+
+
+class RandomPolicy:
+    """Uniform random actions in [-1, 1] (held-out data when the baseline has no usable weights)."""
+
+    def __init__(self, act_dim: int):
+        self.act_dim = act_dim
+
+    def initial(self, n: int):
+        return n
+
+    def __call__(self, obs: dict, state, sigma2: float):
+        return self.rng.uniform(-1, 1, (state, self.act_dim)).astype(np.float32), state
+
+    def seed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+
+@dataclass(frozen=True)
+class Job:
+    condition: Condition
+    seed: int
+
+
+def _chunk_seed(jobs: list[Job]) -> int:
+    return zlib.crc32(repr([(j.condition.label, j.seed) for j in jobs]).encode())
+
+
+def _stack(obs: list[dict], is_first: bool) -> dict[str, np.ndarray]:
+    batch = {key: np.stack([o[key] for o in obs]) for key in obs[0]}
+    batch["is_first"] = np.full(len(obs), is_first)
+    return batch
+
+
+def run_episodes(policy, cfg: EnvConfig, jobs: list[Job], *, workers: int = 1, record: bool = False,
+                 progress: bool | None = None) -> tuple[list[float], list[dict[str, np.ndarray]]]:
+    """Returns of `jobs` (one episode each), in order; with `record`, also each episode in
+    the replay layout (obs, action, reward, is_first, is_terminal; length steps + 1)."""
+    import torch
+
+    # One torch thread: the batched policy step is small next to rendering, and more
+    # threads spin against the env workers. Thread count and RNG state are restored.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return _run_chunks(policy, cfg, jobs, workers, record, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_chunks(policy, cfg: EnvConfig, jobs: list[Job], workers: int, record: bool, progress: bool | None):
+    import torch
+    from tqdm import tqdm
+
+    from wmrobust.envs import BatchEnv, make_env
+
+    steps = -(-cfg.episode_frames // cfg.action_repeat)
+    bar = tqdm(total=len(jobs) * steps, unit="step", desc="episodes", leave=False,
+               disable=not sys.stderr.isatty() if progress is None else not progress)
+    returns: list[float] = []
+    episodes: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(jobs), CHUNK):
+        chunk = jobs[start : start + CHUNK]
+        seed = _chunk_seed(chunk)
+        torch.manual_seed(seed)
+        if isinstance(policy, RandomPolicy):
+            policy.seed(seed)
+        # One policy state (and one act call per step) per distinct latent error.
+        groups: dict[float, list[int]] = {}
+        for i, job in enumerate(chunk):
+            groups.setdefault(job.condition.latent_sigma2, []).append(i)
+        fns = [functools.partial(make_env, cfg, job.seed, job.condition.label) for job in chunk]
+        with BatchEnv(fns, processes=min(workers, len(fns))) as envs:
+            obs = envs.reset()
+            states = {s: policy.initial(len(idx)) for s, idx in groups.items()}
+            total = np.zeros(len(chunk))
+            trace = [[(o, np.zeros(envs.act_dim, np.float32), 0.0)] for o in obs] if record else None
+            done = np.zeros(len(chunk), bool)
+            first = True
+            while not done.all():
+                actions = np.zeros((len(chunk), envs.act_dim), np.float32)
+                for sigma2, idx in groups.items():
+                    act, states[sigma2] = policy(_stack([obs[i] for i in idx], first), states[sigma2], sigma2)
+                    actions[idx] = act
+                results = envs.step(list(actions))
+                obs = [r[0] for r in results]
+                total += [r[1] for r in results]
+                dones = np.array([r[2] for r in results])
+                if dones.any() != dones.all():
+                    raise RuntimeError(f"episodes of {cfg.task} ended at different steps; evaluation "
+                                       "steps episodes in lockstep and needs fixed-length episodes")
+                done = dones
+                if record:
+                    for i, r in enumerate(results):
+                        trace[i].append((r[0], actions[i], r[1]))
+                first = False
+                bar.update(len(chunk))
+        returns += total.tolist()
+        if record:
+            episodes += [_episode(t) for t in trace]
+    bar.close()
+    return returns, episodes
+
+
+def _episode(trace: list[tuple[dict, np.ndarray, float]]) -> dict[str, np.ndarray]:
+    key = next(iter(trace[0][0]))
+    length = len(trace)
+    return {
+        key: np.stack([o[key] for o, _, _ in trace]),
+        "action": np.stack([a for _, a, _ in trace]).astype(np.float32),
+        "reward": np.array([r for _, _, r in trace], np.float32),
+        "is_first": np.arange(length) == 0,
+        "is_terminal": np.zeros(length, bool),  # DMC episodes end by time limit only
+    }
+
+
+# ---------------------------------------------------------------------------
+# evaluate and collect.
+
+
+def evaluate(run_dir: Path, out: Path, *, variant: str, conditions: list[str], episode_seeds: list[int],
+             episode_frames: int | None = None, workers: int = 1, progress: bool | None = None) -> pd.DataFrame:
+    """Return of the run's final policy (mode actions) for every condition and episode seed,
+    written to `out` as one row per (condition, episode). A diverged run gives the same rows
+    with NaN returns, without loading its model."""
+    run = load_run(run_dir)
+    cfg = env_config(run, episode_frames)
+    parsed = parse_conditions(conditions, cfg.obs)
+    seeds = check_seeds(episode_seeds)
+    jobs = [Job(c, s) for c in parsed for s in seeds]
+    if run.diverged:
+        returns = [float("nan")] * len(jobs)
+    else:
+        obs_space, act_dim = env_spaces(cfg)
+        agent = load_agent(run, obs_space, act_dim)
+        returns, _ = run_episodes(AgentPolicy(agent), cfg, jobs, workers=workers, progress=progress)
+    identity = run.cfg.identity(variant)
+    rows = [
+        {**identity, "condition": job.condition.label, "family": job.condition.family,
+         "level": job.condition.level, "episode": k % len(seeds), "episode_seed": job.seed,
+         "return": ret, "status": run.status["status"]}
+        for k, (job, ret) in enumerate(zip(jobs, returns))
+    ]
+    df = pd.DataFrame(rows)
+    write_table(df, out, config_hash=run.cfg.hash(), variant=variant, run_dir=str(run.path),
+                episode_frames=cfg.episode_frames)
+    return df
+
+
+def collect(run_dir: Path, out: Path, *, episode_seeds: list[int], episode_frames: int | None = None,
+            workers: int = 1) -> None:
+    """Held-out episodes of the run's final policy (mode actions, clean env) on `episode_seeds`,
+    saved to `out` (.npz) stacked (N, T, ...) in the replay layout, with metadata arrays
+    episode_seeds, task, config_hash, policy ('agent' | 'random').
+
+    A diverged run is still collected with its weights when they are finite (they are
+    its last finite weights); otherwise with uniform random actions, with a warning."""
+    run = load_run(run_dir)
+    cfg = env_config(run, episode_frames)
+    seeds = check_seeds(episode_seeds)
+    obs_space, act_dim = env_spaces(cfg)
+    policy, name = None, "agent"
+    try:
+        agent = load_agent(run, obs_space, act_dim)
+    except RunError as err:
+        if not run.diverged:
+            raise
+        reason = str(err)
+    else:
+        if run.diverged and not finite_weights(agent):
+            reason = f"{run.model_path}: weights are not finite"
+        else:
+            policy = AgentPolicy(agent)
+    if policy is None:
+        warnings.warn(f"{run.path}: run diverged and its policy is unusable ({reason}); "
+                      "collecting held-out episodes with uniform random actions", stacklevel=2)
+        policy, name = RandomPolicy(act_dim), "random"
+    jobs = [Job(parse_condition("clean"), s) for s in seeds]
+    _, episodes = run_episodes(policy, cfg, jobs, workers=workers, record=True)
+    arrays = {key: np.stack([e[key] for e in episodes]) for key in episodes[0]}
+    arrays.update(episode_seeds=np.array(seeds, np.int64), task=np.array(cfg.task),
+                  config_hash=np.array(run.cfg.hash()), policy=np.array(name))
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path
+            np.savez_compressed(f, **arrays)
+
+
+# ---------------------------------------------------------------------------
+# Command line.
+
+
+def one_line(err: Exception) -> str:
+    """The error message on one line (YAML and torch errors span several)."""
+    return " ".join(str(err).split())
+
+
+def _parser(command: str) -> argparse.ArgumentParser:
+    what = ("evaluate a trained run under perturbation conditions" if command == "evaluate"
+            else "collect held-out episodes with a run's final policy (clean env, mode actions)")
+    parser = argparse.ArgumentParser(prog=f"wmrobust {command}", description=what)
+    parser.add_argument("--run-dir", type=Path, required=True, help="run directory (config.yaml, status.json, model.pt)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output table (.parquet or .csv)" if command == "evaluate" else "output .npz")
+    if command == "evaluate":
+        parser.add_argument("--variant", required=True, help="variant name (the identity column)")
+        parser.add_argument("--conditions", nargs="+", metavar="SPEC",
+                            help="e.g. clean noise=0.1 mass=1.5 (default: every PROTOCOL section 5 condition)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--episodes", type=int, default=10,
+                       help=f"episodes per condition, seeds {EVALUATION_SEED_BASE} + k (default 10)")
+    seeds.add_argument("--episode-seeds", type=int, nargs="+", metavar="SEED", help="explicit episode seeds")
+    parser.add_argument("--episode-frames", type=int, help="override the run's env.episode_frames")
+    parser.add_argument("--workers", type=int, default=1, help="env worker processes (default 1)")
+    return parser
+
+
+def cli(command: str, argv: list[str]) -> int:
+    args = _parser(command).parse_args(argv)
+    try:
+        if args.workers < 1:
+            raise SpecError(f"--workers {args.workers} must be >= 1")
+        if args.episodes < 1:
+            raise SpecError(f"--episodes {args.episodes} must be >= 1")
+        seeds = args.episode_seeds or evaluation_seeds(args.episodes)
+        if command == "evaluate":
+            conditions = args.conditions
+            if conditions is None:
+                conditions = protocol_conditions(load_run(args.run_dir).cfg.env.obs)
+            evaluate(args.run_dir, args.out, variant=args.variant, conditions=conditions, episode_seeds=seeds,
+                     episode_frames=args.episode_frames, workers=args.workers)
+        else:
+            collect(args.run_dir, args.out, episode_seeds=seeds, episode_frames=args.episode_frames,
+                    workers=args.workers)
+    except (RunError, SpecError) as err:
+        print(f"wmrobust {command}: {one_line(err)}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,453 @@
+"""`wmrobust train`: train one run into a run directory, resumably.
+
+The loop: collect one agent step (random actions during prefill, then the policy in
+explore mode), add finished episodes to replay, run the updates the train ratio owes,
+evaluate (policy mode, fresh eval seeds) and log on frame schedules.
+
+Resuming is exact: a checkpoint can be taken after any agent step. It holds the model,
+optimizers, RNG states, counters, replay episode ids and the episode in progress.
+Environments are recreated from counters (episode k of the run uses seed
+``episode_seed(seed, TRAIN, k)``), and a resumed episode replays its recorded actions
+to reach the same state. So with the same seed on CPU an interrupted-and-resumed run
+writes the same metrics (but wall time and throughput) as an uninterrupted one.
+
+SIGTERM/SIGINT: the current agent step (with its updates and any evaluation) finishes,
+a checkpoint is saved and the process exits 143, so schedulers count the job as not done
+and rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from wmrobust.config import ConfigError, RunConfig, config_hash, load_yaml, merge, resolve, save_yaml, to_dict
+from wmrobust.io import atomic_path, atomic_write_json, provenance, write_table
+
+TRAIN, EVAL = 0, 1  # seed streams of training and evaluation episodes
+EXIT_PREEMPTED = 143
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is unreadable or belongs to another config; the message names the file."""
+
+
+def episode_seed(seed: int, stream: int, index: int) -> int:
+    """Env seed of episode ``index`` of a seed stream; streams never share seeds in practice."""
+    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
+
+
+def select_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: 'cuda' requested but torch sees no CUDA device")
+    return name
+
+
+def flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(flat(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir: Path, device: str, env_fn: Callable, progress: bool):
+        import torch
+
+        from wmrobust.agent import Agent
+        from wmrobust.agent.replay import Replay
+
+        self.torch = torch
+        self.cfg, self.run_dir, self.env_fn = cfg, run_dir, env_fn
+        self.hash = config_hash(cfg)
+        self.device = device
+        self.ckpt_dir = run_dir / "checkpoint"
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+
+        probe = env_fn(cfg.env, episode_seed(cfg.seed, TRAIN, 0))
+        self.obs_space, self.act_dim = probe.obs_space, probe.act_dim
+        probe.close()
+        self.key = next(iter(self.obs_space))
+        self.agent = Agent(self.obs_space, self.act_dim, cfg.agent, device, cfg.train.precision)
+        self.replay = Replay(cfg.train.replay_capacity)
+
+        repeat = cfg.env.action_repeat
+        self.total_steps = math.ceil(cfg.train.frames / repeat)
+        self.prefill_steps = math.ceil(cfg.train.prefill_frames / repeat)
+        self.count = {"steps": 0, "updates": 0, "train_episodes": 0, "eval_episodes": 0,
+                      "learn_from": -1, "next_log": cfg.train.log_every_frames,
+                      "next_eval": cfg.train.eval_every_frames}
+        self.rows: list[dict[str, Any]] = []
+        self.pending: dict[str, list[float]] = {}  # update metrics since the last log row: name -> [sum, n]
+        self.elapsed = 0.0  # wall seconds of earlier sessions of this run
+        self.env = None
+        self.episode: list[dict[str, np.ndarray]] = []
+        self.act_state = None
+        self.last_batch = None
+        self.stop_requested = False
+        self.progress = progress
+
+    @property
+    def frames(self) -> int:
+        return self.count["steps"] * self.cfg.env.action_repeat
+
+    def wall_time(self) -> float:
+        return self.elapsed + time.monotonic() - self.session_start
+
+    # ---- episodes ---------------------------------------------------------------
+
+    def transition(self, obs, action, reward, done) -> dict[str, np.ndarray]:
+        first = action is None
+        return {self.key: obs[self.key],
+                "action": np.zeros(self.act_dim, np.float32) if first else np.asarray(action, np.float32),
+                "reward": np.float32(0.0 if first else reward),
+                "is_first": np.bool_(first), "is_terminal": np.bool_(False)}
+
+    def start_episode(self) -> None:
+        self.env = self.env_fn(self.cfg.env, episode_seed(self.cfg.seed, TRAIN, self.count["train_episodes"]))
+        self.obs = self.env.reset()
+        self.episode = [self.transition(self.obs, None, 0.0, False)]
+        self.act_state = self.agent.initial_state(1)
+
+    def finish_episode(self) -> None:
+        episode = {k: np.stack([step[k] for step in self.episode]) for k in self.episode[0]}
+        self.replay.add(episode)
+        self.rows.append({"frames": self.frames, "split": "train", "return": float(episode["reward"].sum()),
+                          "episode": self.count["train_episodes"], "wall_time": self.wall_time()})
+        self.count["train_episodes"] += 1
+        self.env.close()
+        self.env = None
+
+    def step(self) -> None:
+        if self.env is None:
+            self.start_episode()
+        if self.count["steps"] < self.prefill_steps:
+            action = self.rng.uniform(-1, 1, self.act_dim).astype(np.float32)
+        else:
+            obs = {self.key: self.obs[self.key][None], "is_first": np.array([len(self.episode) == 1])}
+            action, self.act_state = self.agent.act(obs, self.act_state, "explore")
+            action = action[0]
+        self.obs, reward, done = self.env.step(action)
+        self.episode.append(self.transition(self.obs, action, reward, done))
+        self.count["steps"] += 1
+        if done:
+            self.finish_episode()
+
+    # ---- learning, evaluation, logging ------------------------------------------
+
+    def train_updates(self) -> dict[str, float] | None:
+        """Run the updates owed; returns the metrics of a non-finite update, else None."""
+        count, t = self.count, self.cfg.train
+        if count["learn_from"] < 0:
+            if count["steps"] < self.prefill_steps or not self.replay.can_sample(t.batch_length):
+                return None
+            count["learn_from"] = count["steps"]
+        due = int((count["steps"] - count["learn_from"]) * t.train_ratio / (t.batch_size * t.batch_length)) + 1
+        while count["updates"] < due:
+            self.last_batch = self.replay.sample(t.batch_size, t.batch_length, self.rng)
+            metrics = self.agent.update(self.last_batch)
+            count["updates"] += 1
+            for name, value in metrics.items():
+                acc = self.pending.setdefault(name, [0.0, 0])
+                acc[0] += value
+                acc[1] += 1
+            if not all(math.isfinite(v) for k, v in metrics.items() if k.startswith("loss_")):
+                return metrics
+        return None
+
+    def evaluate(self) -> None:
+        for _ in range(self.cfg.train.eval_episodes):
+            env = self.env_fn(self.cfg.env, episode_seed(self.cfg.seed, EVAL, self.count["eval_episodes"]))
+            obs, state, total, done, first = env.reset(), self.agent.initial_state(1), 0.0, False, True
+            while not done:
+                batch = {self.key: obs[self.key][None], "is_first": np.array([first])}
+                action, state = self.agent.act(batch, state, "eval")
+                obs, reward, done = env.step(action[0])
+                total, first = total + reward, False
+            env.close()
+            self.rows.append({"frames": self.frames, "split": "eval", "return": float(total),
+                              "episode": self.count["eval_episodes"], "wall_time": self.wall_time()})
+            self.count["eval_episodes"] += 1
+
+    def log_updates(self) -> None:
+        if not self.pending:
+            return
+        row = {"frames": self.frames, "split": "update", "return": float("nan"), "wall_time": self.wall_time(),
+               "updates": self.count["updates"]}
+        row.update({name: total / n for name, (total, n) in self.pending.items()})
+        if self.last_batch is not None:
+            norms = self.agent.world_model.jacobian_norms(self.last_batch, probes=4, iters=0)
+            row["jacobian_norm"] = norms["frobenius"]
+        now = time.monotonic()
+        n_updates = self.pending.get("loss_model", [0, 0])[1]
+        row["updates_per_second"] = n_updates / max(now - self.last_log_time, 1e-9)
+        self.last_log_time = now
+        self.pending = {}
+        self.rows.append(row)
+
+    def write_metrics(self) -> None:
+        import pandas as pd
+
+        columns = ["frames", "split", "return"]
+        df = pd.DataFrame(self.rows)
+        for column in columns + ["jacobian_norm", "wall_time", "updates_per_second"]:
+            if column not in df:
+                df[column] = np.nan
+        losses = sorted(c for c in df.columns if c.startswith("loss_"))
+        rest = [c for c in df.columns if c not in columns + losses]
+        write_table(df[columns + losses + rest], self.run_dir / "metrics.parquet", config_hash=self.hash)
+
+    def write_status(self, status: str, diverged_at: dict | None = None) -> None:
+        atomic_write_json(self.run_dir / "status.json", {
+            "status": status, "frames": self.frames, "updates": self.count["updates"],
+            "config_hash": self.hash, "device": self.device, "precision": self.cfg.train.precision,
+            "diverged_at": diverged_at, "pid": os.getpid(), **provenance()})
+
+    # ---- checkpoints ------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        torch = self.torch
+        ids = self.replay.save(self.ckpt_dir / "replay")
+        episode = ({k: torch.from_numpy(np.stack([s[k] for s in self.episode])) for k in self.episode[0]}
+                   if self.env is not None else None)
+        state = {
+            "config_hash": self.hash,
+            "agent": self.agent.state_dict(),
+            "optimizers": self.agent.optimizer_state(),
+            "counters": dict(self.count),
+            "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state,
+                    "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "replay": {"ids": ids, "next_id": self.replay.next_id},
+            "episode": episode,
+            "act_state": self.act_state if self.env is not None else None,
+            "last_batch": ({k: torch.from_numpy(v) for k, v in self.last_batch.items()}
+                           if self.last_batch is not None else None),
+            "rows": self.rows, "pending": self.pending, "elapsed": self.wall_time(),
+        }
+        with atomic_path(self.ckpt_dir / "state.pt") as tmp:
+            torch.save(state, tmp)
+        self.replay.prune(self.ckpt_dir / "replay")
+        self.last_checkpoint = time.monotonic()
+
+    def load_checkpoint(self) -> None:
+        torch, path = self.torch, self.ckpt_dir / "state.pt"
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:  # truncated or foreign files raise many types
+            raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({err}); delete it to restart the run") from err
+        if state.get("config_hash") != self.hash:
+            raise CheckpointError(f"{path}: checkpoint of config {state.get('config_hash')}, "
+                                  f"but the run's config is {self.hash}; delete it to restart the run")
+        self.agent.load_state_dict(state["agent"])
+        self.agent.load_optimizer_state(state["optimizers"])
+        self.count = dict(state["counters"])
+        self.replay.load(self.ckpt_dir / "replay", state["replay"]["ids"], state["replay"]["next_id"])
+        self.rows, self.pending, self.elapsed = state["rows"], state["pending"], state["elapsed"]
+        if state["episode"] is not None:
+            self.resume_episode({k: v.cpu().numpy() for k, v in state["episode"].items()}, path)
+            self.act_state = state["act_state"]
+        if state["last_batch"] is not None:
+            self.last_batch = {k: v.cpu().numpy() for k, v in state["last_batch"].items()}
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng["cuda"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        self.rng.bit_generator.state = rng["numpy"]
+        random.setstate(rng["python"])
+
+    def resume_episode(self, episode: dict[str, np.ndarray], path: Path) -> None:
+        """Recreate the episode's env and replay its actions up to where the checkpoint was."""
+        self.env = self.env_fn(self.cfg.env, episode_seed(self.cfg.seed, TRAIN, self.count["train_episodes"]))
+        self.obs = self.env.reset()
+        for action in episode["action"][1:]:
+            self.obs, _, _ = self.env.step(action)
+        if not np.array_equal(self.obs[self.key], episode[self.key][-1]):
+            raise CheckpointError(f"{path}: replaying the episode in progress did not reproduce its "
+                                  f"observations; the environment is not deterministic given its seed")
+        self.episode = [{k: v[i] for k, v in episode.items()} for i in range(len(episode["reward"]))]
+
+    # ---- the loop ----------------------------------------------------------------
+
+    def run(self, stop_after_frames: int | None = None) -> str:
+        self.session_start = self.last_log_time = self.last_checkpoint = time.monotonic()
+        if (self.ckpt_dir / "state.pt").exists():
+            self.load_checkpoint()
+        self.write_status("running")
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.cfg.train.frames, initial=self.frames, unit="frame", file=sys.stderr)
+        t = self.cfg.train
+        try:
+            while self.count["steps"] < self.total_steps:
+                self.step()
+                bad = self.train_updates()
+                if bad is not None:
+                    return self.diverge(bad)
+                if t.eval_every_frames and self.frames >= self.count["next_eval"]:
+                    self.evaluate()
+                    self.count["next_eval"] += t.eval_every_frames
+                if self.frames >= self.count["next_log"]:
+                    self.log_updates()
+                    self.count["next_log"] += t.log_every_frames
+                    self.write_metrics()
+                    self.write_status("running")
+                if bar is not None:
+                    bar.update(self.frames - bar.n)
+                if stop_after_frames is not None and self.frames >= stop_after_frames:
+                    self.stop_requested = True
+                if self.stop_requested:
+                    self.save_checkpoint()
+                    self.write_metrics()
+                    raise SystemExit(EXIT_PREEMPTED)
+                if t.checkpoint_every_seconds and time.monotonic() - self.last_checkpoint >= t.checkpoint_every_seconds:
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+        self.log_updates()
+        return self.finish("finished")
+
+    def diverge(self, metrics: dict[str, float]) -> str:
+        name, value = next((k, v) for k, v in metrics.items() if k.startswith("loss_") and not math.isfinite(v))
+        self.log_updates()
+        return self.finish("diverged", {"frames": self.frames, "loss_name": name, "value": value})
+
+    def finish(self, status: str, diverged_at: dict | None = None) -> str:
+        if self.env is not None:
+            self.env.close()
+        self.agent.save(self.run_dir / "model.pt")
+        self.write_metrics()
+        self.write_status(status, diverged_at)
+        shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        return status
+
+
+def check_run_dir(cfg: RunConfig, run_dir: Path) -> str | None:
+    """Write config.yaml, or check the one there matches; returns the status of a
+    finished or diverged run (nothing left to do), else None."""
+    import json
+
+    path = run_dir / "config.yaml"
+    if path.exists():
+        old = load_yaml(path)
+        if config_hash(old) != config_hash(cfg):
+            a, b = flat(to_dict(old)), flat(to_dict(cfg))
+            keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            raise ConfigError(f"{path}: the run directory holds a different config "
+                              f"(differs in {', '.join(keys)}); use another run directory")
+        status_path = run_dir / "status.json"
+        if status_path.exists() and (run_dir / "model.pt").exists():
+            status = json.loads(status_path.read_text()).get("status")
+            if status in ("finished", "diverged"):
+                return status
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, path)
+    return None
+
+
+def train(cfg: RunConfig, run_dir: Path, progress: bool | None = None, *, device: str | None = None,
+          _env_fn: Callable | None = None, _stop_after_frames: int | None = None) -> str:
+    """Train (or resume, or find finished) the run in ``run_dir``; returns its final status.
+
+    ``device`` overrides ``cfg.train.device`` without changing the config (and its hash).
+    ``_env_fn(env_cfg, seed)`` and ``_stop_after_frames`` are test hooks: a fake env, and
+    behaving as if SIGTERM arrived once that many frames are collected."""
+    run_dir = Path(run_dir)
+    done = check_run_dir(cfg, run_dir)
+    if done is not None:
+        return done
+    if _env_fn is None:
+        from wmrobust.envs import make_env
+
+        _env_fn = make_env
+    progress = sys.stderr.isatty() if progress is None else progress
+    trainer = Trainer(cfg, run_dir, select_device(device or cfg.train.device), _env_fn, progress)
+
+    def request_stop(signum, frame):
+        trainer.stop_requested = True
+
+    handlers = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            handlers[sig] = signal.signal(sig, request_stop)
+    except ValueError:  # not the main thread: no signal handling
+        pass
+    try:
+        return trainer.run(_stop_after_frames)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``a.b=1`` pairs -> nested dict; values parsed as YAML (numbers, lists, true/false)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. agent.jacobian.weight=0.01")
+        node = {}
+        leaf = node
+        parts = key.split(".")
+        for part in parts[:-1]:
+            leaf = leaf.setdefault(part, {})
+        value = yaml.safe_load(text)
+        if isinstance(value, str) and NUMBER.fullmatch(text.strip()):
+            value = float(value)  # YAML 1.1 reads 1e30 (no dot) as a string
+        leaf[parts[-1]] = value
+        out = merge(out, node)
+    return out
+
+
+def cli(command: str, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"wmrobust {command}", description="Train one run (resumable).")
+    parser.add_argument("--run-dir", required=True, type=Path, help="run directory (created if missing)")
+    parser.add_argument("--config", type=Path, help="YAML file of config overrides")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value, e.g. agent.jacobian.weight=0.01 (repeatable)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides train.device (not hashed)")
+    args = parser.parse_args(argv)
+    try:
+        overrides: dict[str, Any] = {}
+        if args.config is not None:
+            try:
+                overrides = yaml.safe_load(args.config.read_text()) or {}
+            except FileNotFoundError:
+                raise ConfigError(f"{args.config}: no such config file") from None
+            except yaml.YAMLError as err:
+                raise ConfigError(f"{args.config}: not valid YAML ({err})") from err
+            if not isinstance(overrides, dict):
+                raise ConfigError(f"{args.config}: expected a mapping of overrides")
+        cfg = resolve(merge(overrides, parse_sets(args.sets)))
+        status = train(cfg, args.run_dir, device=args.device)
+    except (ConfigError, CheckpointError) as err:
+        print(f"wmrobust {command}: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.run_dir}: {status}", file=sys.stderr)
+    return 0

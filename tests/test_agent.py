@@ -1,0 +1,197 @@
+"""The Dreamer agent: shapes, finite losses, latent error statistics, Jacobian estimators."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from wmrobust.agent import Agent
+from wmrobust.agent.behavior import lambda_returns
+from wmrobust.agent.config import LatentErrorConfig
+from wmrobust.agent.jacobian import frobenius_sq, spectral_norm
+from wmrobust.agent.latent_error import apply_latent_error
+from wmrobust.agent.nets import TruncNormal, TwoHot, symexp
+from wmrobust.config import resolve
+
+torch.set_num_threads(1)
+SPACES = {"vector": {"vector": ((5,), np.float32)}, "image": {"image": ((64, 64, 3), np.uint8)}}
+
+
+def make_batch(key: str, b: int = 3, t: int = 12, act_dim: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    batch = {"action": rng.uniform(-1, 1, (b, t, act_dim)).astype(np.float32),
+             "reward": rng.normal(size=(b, t)).astype(np.float32),
+             "is_first": np.zeros((b, t), bool), "is_terminal": np.zeros((b, t), bool)}
+    batch["is_first"][:, 0] = True
+    batch["action"][:, 0] = 0
+    batch["reward"][:, 0] = 0
+    batch[key] = (rng.integers(0, 256, (b, t, 64, 64, 3), dtype=np.uint8) if key == "image"
+                  else rng.normal(size=(b, t, 5)).astype(np.float32))
+    return batch
+
+
+def tiny_agent(key="vector", seed=0, **agent):
+    torch.manual_seed(seed)
+    cfg = resolve({"agent": {"size": "tiny", **agent}})
+    return Agent(SPACES[key], 2, cfg.agent, "cpu")
+
+
+@pytest.mark.parametrize("key", ["vector", "image"])
+@pytest.mark.parametrize("preset", ["dreamerv2", "dreamerv3"])
+def test_update_losses_finite_and_act_shapes(key, preset):
+    agent = tiny_agent(key, preset=preset, latent_error={"kind": "nonzero_drift"}, jacobian={"weight": 0.01},
+                       transition_weight_decay=1e-4, aug_noise_std=0.1 if key == "image" else 0.0)
+    before = {k: v.clone() for k, v in agent.state_dict().items()}
+    batch = make_batch(key)
+    metrics = agent.update(batch)
+    for name in ("loss_model", "loss_obs", "loss_reward", "loss_dyn", "loss_rep", "loss_jacobian",
+                 "loss_actor", "loss_critic", "jacobian_fro2"):
+        assert np.isfinite(metrics[name]), name
+    assert ("loss_cont" in metrics) == (preset == "dreamerv3")
+    changed = [k for k, v in agent.state_dict().items() if not torch.equal(before[k], v)]
+    assert any(k.startswith("world_model.") for k in changed)
+    assert any(k.startswith("behavior.actor.") for k in changed)
+    assert any(k.startswith("behavior.critic.") for k in changed)
+
+    state = agent.initial_state(3)
+    obs = {key: batch[key][:, 0], "is_first": np.ones(3, bool)}
+    for mode in ("explore", "eval"):
+        action, state = agent.act(obs, state, mode)
+        assert action.shape == (3, 2) and action.dtype == np.float32 and np.abs(action).max() <= 1
+
+
+def test_open_loop_and_jacobian_norm_shapes():
+    agent = tiny_agent("image")
+    out = agent.world_model.open_loop(make_batch("image", b=2, t=12), context=4, horizon=6)
+    feat = agent.world_model.feat_dim
+    expected = {"obs_pred": (2, 6, 64, 64, 3), "obs_true": (2, 6, 64, 64, 3), "reward_pred": (2, 6),
+                "reward_true": (2, 6), "latent_pred": (2, 6, feat), "latent_post": (2, 6, feat)}
+    assert {k: tuple(v.shape) for k, v in out.items()} == expected
+    assert 0 <= out["obs_pred"].min() and out["obs_pred"].max() <= 1
+    assert 0 <= out["obs_true"].min() and out["obs_true"].max() <= 1
+    with pytest.raises(ValueError, match="shorter than context"):
+        agent.world_model.open_loop(make_batch("image", b=2, t=8), context=4, horizon=6)
+    norms = agent.world_model.jacobian_norms(make_batch("image", b=2, t=6))
+    assert 0 < norms["spectral"] <= norms["frobenius"] * 1.001
+
+
+def test_save_load_roundtrip_weights_only(tmp_path):
+    agent = tiny_agent("vector", preset="dreamerv3")
+    agent.update(make_batch("vector"))
+    agent.save(tmp_path / "model.pt")
+    torch.load(tmp_path / "model.pt", weights_only=True)
+    loaded = Agent.load(tmp_path / "model.pt", SPACES["vector"], 2, agent.cfg, "cpu")
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in agent.state_dict().items())
+    obs = {"vector": np.ones((1, 5), np.float32), "is_first": np.ones(1, bool)}
+    torch.manual_seed(1)
+    a, _ = agent.act(obs, agent.initial_state(1), "eval")
+    torch.manual_seed(1)
+    b, _ = loaded.act(obs, loaded.initial_state(1), "eval")
+    np.testing.assert_array_equal(a, b)
+    other = resolve({"agent": {"size": "small"}}).agent
+    with pytest.raises(ValueError, match="model.pt"):
+        Agent.load(tmp_path / "model.pt", SPACES["vector"], 2, other, "cpu")
+
+
+def test_zero_drift_mean_zero_and_configured_variance():
+    torch.manual_seed(0)
+    x = torch.zeros(2000, 1024)
+    noise = apply_latent_error(x, LatentErrorConfig(kind="zero_drift", sigma2=5.0))
+    assert abs(noise.mean().item()) < 0.01
+    assert noise.var().item() == pytest.approx(5.0, rel=0.01)
+    assert torch.equal(apply_latent_error(x, LatentErrorConfig(kind="none", sigma2=5.0)), x)
+
+
+def test_nonzero_drift_mu_and_sigma2_in_configured_ranges():
+    torch.manual_seed(0)
+    cfg = LatentErrorConfig(kind="nonzero_drift", mu_range=(1.0, 3.0), sigma2_range=(0.5, 2.0))
+    noise = apply_latent_error(torch.zeros(400, 20000), cfg)
+    mu, sigma2 = noise.mean(1), noise.var(1)  # per element of the batch, one draw each
+    assert mu.min() > 1.0 - 0.05 and mu.max() < 3.0 + 0.05
+    assert sigma2.min() > 0.5 - 0.08 and sigma2.max() < 2.0 + 0.08
+    # Drawn uniformly: they fill the ranges, with the uniform's mean.
+    assert mu.min() < 1.1 and mu.max() > 2.9 and mu.mean().item() == pytest.approx(2.0, abs=0.1)
+    assert sigma2.min() < 0.6 and sigma2.max() > 1.9 and sigma2.mean().item() == pytest.approx(1.25, abs=0.1)
+    # Resampled on every call (time step).
+    assert not torch.equal(apply_latent_error(torch.zeros(4, 8), cfg), apply_latent_error(torch.zeros(4, 8), cfg))
+
+
+def test_latent_error_reaches_the_stochastic_state_in_act():
+    agent = tiny_agent("vector")
+    obs = {"vector": np.ones((2, 5), np.float32), "is_first": np.ones(2, bool)}
+    _, clean = agent.act(obs, agent.initial_state(2), "eval")
+    _, noisy = agent.act(obs, agent.initial_state(2), "eval", LatentErrorConfig(kind="zero_drift", sigma2=4.0))
+    torch.testing.assert_close(clean["stoch"], clean["stoch"].round())  # one-hot without error
+    assert noisy["stoch"].std() > 1.0
+
+
+def small_map(seed=0):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(7, 16), torch.nn.Tanh(), torch.nn.Linear(16, 5))
+    x = torch.randn(6, 7, requires_grad=True)
+    exact = torch.stack([torch.func.jacrev(net)(row).pow(2).sum() for row in x.detach()])
+    return net, x, exact
+
+
+def test_exact_estimator_equals_jacobian_frobenius():
+    net, x, exact = small_map()
+    torch.testing.assert_close(frobenius_sq(net(x), [x], "exact"), exact)
+
+
+def test_projection_estimator_is_unbiased():
+    net, x, exact = small_map()
+    torch.manual_seed(0)
+    estimate = frobenius_sq(net(x), [x], "projection", probes=20000)
+    torch.testing.assert_close(estimate, exact, rtol=0.05, atol=0)
+
+
+def test_jacobian_penalty_is_trainable_and_only_trains_the_transition():
+    agent = tiny_agent("vector", jacobian={"weight": 1.0})
+    wm = agent.world_model
+    data = wm.to_tensors(make_batch("vector"), "cpu")
+    _, post, _ = wm.loss(data)
+    penalty = wm.transition_frobenius_sq(post, data["action"], "projection", 1, create_graph=True).mean()
+    grads = torch.autograd.grad(penalty, list(wm.parameters()), allow_unused=True)
+    named = dict(zip([n for n, _ in wm.named_parameters()], grads))
+    assert all(g is not None and g.abs().sum() > 0 for n, g in named.items() if n.startswith("rssm.gru."))
+    assert all(g is None for n, g in named.items() if n.startswith(("encoder.", "decoder.", "reward.")))
+
+
+def test_spectral_norm_power_iteration():
+    torch.manual_seed(0)
+    matrix = torch.randn(5, 7)
+    sigma = spectral_norm(lambda x: x @ matrix.T, torch.randn(3, 7), iters=100)
+    torch.testing.assert_close(sigma, torch.linalg.matrix_norm(matrix, ord=2).expand(3), rtol=1e-4, atol=0)
+
+
+def test_lambda_returns_by_hand():
+    reward = torch.tensor([[1.0], [2.0]])
+    value = torch.tensor([[0.0], [10.0], [20.0]])
+    disc = torch.tensor([[0.5], [0.5]])
+    lam = 0.5
+    r1 = 2.0 + 0.5 * 20.0  # R_1 = r_2 + d_2 v_2
+    r0 = 1.0 + 0.5 * ((1 - lam) * 10.0 + lam * r1)
+    torch.testing.assert_close(lambda_returns(reward, value, disc, lam), torch.tensor([[r0], [r1]]))
+
+
+def test_twohot_and_truncated_normal():
+    logits = torch.full((1, 255), -30.0)
+    logits[0, 200] = 0
+    dist = TwoHot(logits)
+    assert dist.mean.item() == pytest.approx(symexp(dist.bins[200]).item(), rel=1e-5)
+    assert dist.log_prob(dist.mean).item() == pytest.approx(0.0, abs=0.01)
+    torch.manual_seed(0)
+    trunc = TruncNormal(torch.full((20000, 1), 0.7), torch.full((20000, 1), 0.8))
+    x = trunc.rsample()
+    assert x.abs().max() < 1
+    # The entropy is the expected negative log-density.
+    assert trunc.entropy().mean().item() == pytest.approx(-trunc.log_prob(x).mean().item(), abs=0.02)
+
+
+def test_config_modules_do_not_import_torch():
+    code = "import sys, wmrobust.config, wmrobust.agent, wmrobust.agent.config; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
