@@ -62,7 +62,7 @@ class Agent(nn.Module):
         is_first = torch.as_tensor(obs["is_first"], device=self.device, dtype=torch.bool)
         embed = wm.encoder(wm.encoder.preprocess(x))
         latent = {k: v for k, v in state.items() if k != "action"}
-        post, _ = wm.rssm.obs_step(latent, state["action"], embed, is_first, latent_error)
+        post = wm.rssm.obs_step(latent, state["action"], embed, is_first, latent_error)
         dist = self.behavior.actor(feature(post))
         action = dist.rsample() if mode == "explore" else dist.mode
         action = action.clamp(-1, 1)

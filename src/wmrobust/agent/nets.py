@@ -21,13 +21,13 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(x.abs())
 
 
+def norm_act(out: int, cfg: AgentConfig) -> list[nn.Module]:
+    return ([nn.LayerNorm(out, eps=1e-3)] if cfg.norm == "layer" else []) + [ACTIVATIONS[cfg.act]()]
+
+
 def dense(inp: int, out: int, cfg: AgentConfig) -> nn.Sequential:
-    """Linear, optional LayerNorm, activation: the hidden layer used everywhere."""
-    layers: list[nn.Module] = [nn.Linear(inp, out, bias=cfg.norm == "none")]
-    if cfg.norm == "layer":
-        layers.append(nn.LayerNorm(out, eps=1e-3))
-    layers.append(ACTIVATIONS[cfg.act]())
-    return nn.Sequential(*layers)
+    """Linear (bias only without norm), optional LayerNorm, activation: the hidden layer used everywhere."""
+    return nn.Sequential(nn.Linear(inp, out, bias=cfg.norm == "none"), *norm_act(out, cfg))
 
 
 class MLP(nn.Sequential):

@@ -15,7 +15,7 @@ from torch import nn
 from wmrobust.agent.config import AgentConfig, LatentErrorConfig
 from wmrobust.agent.jacobian import frobenius_sq, spectral_norm
 from wmrobust.agent.latent_error import apply_latent_error
-from wmrobust.agent.nets import MLP, Decoder, Encoder, ScalarHead, dense, symexp, symlog
+from wmrobust.agent.nets import MLP, Decoder, Encoder, ScalarHead, dense, norm_act, symexp, symlog
 
 State = dict[str, torch.Tensor]
 
@@ -32,7 +32,11 @@ class RSSM(nn.Module):
         self.gru = nn.Linear(cfg.hidden + cfg.deter, 3 * cfg.deter, bias=False)
         self.gru_norm = nn.LayerNorm(3 * cfg.deter, eps=1e-3)
         self.prior_net = nn.Sequential(dense(cfg.deter, cfg.hidden, cfg), nn.Linear(cfg.hidden, self.stoch_dim))
-        self.post_net = nn.Sequential(dense(cfg.deter + embed_dim, cfg.hidden, cfg), nn.Linear(cfg.hidden, self.stoch_dim))
+        # The posterior net's first layer reads [h, embed]; it is split in two linear maps so
+        # the (large) embedding part runs once for a whole sequence instead of once per step.
+        self.post_deter = nn.Linear(cfg.deter, cfg.hidden, bias=False)
+        self.post_embed = nn.Linear(embed_dim, cfg.hidden, bias=cfg.norm == "none")
+        self.post_out = nn.Sequential(*norm_act(cfg.hidden, cfg), nn.Linear(cfg.hidden, self.stoch_dim))
 
     def transition_parameters(self) -> list[nn.Parameter]:
         """Parameters of f(h, z~, a) -> h' (the target of the l2dyn baseline)."""
@@ -75,13 +79,15 @@ class RSSM(nn.Module):
     def img_step(self, state: State, action: torch.Tensor, sample: bool = True) -> State:
         """Prior step: imagine the next state without an observation."""
         deter = self.transition(state["deter"], state["stoch"], action)
-        logits = self._logits(self.prior_net(deter))
+        logits = self.prior_logits(deter)
         return {"deter": deter, "stoch": self.sample(logits, sample), "logits": logits}
 
     def obs_step(self, state: State, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor,
-                 error: LatentErrorConfig | None = None, sample: bool = True) -> tuple[State, State]:
-        """Posterior step: (posterior, prior) after ``action`` and observing ``embed``.
-        Episode starts (``is_first``) reset the state and action to zeros."""
+                 error: LatentErrorConfig | None = None, sample: bool = True,
+                 embed_proj: torch.Tensor | None = None) -> State:
+        """Posterior step after ``action`` and observing ``embed``; ``embed_proj`` is
+        ``post_embed(embed)`` when already computed. Episode starts (``is_first``) reset the
+        state and action to zeros. (The prior's logits follow from ``prior_logits(deter)``.)"""
         keep = (~is_first).to(action.dtype)[:, None]
         state = {k: v * (keep if v.dim() == 2 else keep[..., None]) for k, v in state.items()}
         action = action * keep
@@ -89,27 +95,33 @@ class RSSM(nn.Module):
         deter = self.transition(state["deter"], state["stoch"], action)
         if site == "deter":
             deter = apply_latent_error(deter, error)
-        prior_logits = self._logits(self.prior_net(deter))
         if site == "embed":
             embed = apply_latent_error(embed, error)
-        logits = self._logits(self.post_net(torch.cat([deter, embed], -1)))
+        if embed_proj is None:
+            embed_proj = self.post_embed(embed)
+        logits = self._logits(self.post_out(self.post_deter(deter) + embed_proj))
         stoch = self.sample(logits, sample)
         if site == "stoch":
             stoch = apply_latent_error(stoch, error)
-        post = {"deter": deter, "stoch": stoch, "logits": logits}
-        prior = {"deter": deter, "stoch": self.sample(prior_logits, sample), "logits": prior_logits}
-        return post, prior
+        return {"deter": deter, "stoch": stoch, "logits": logits}
 
-    def observe(self, embed, action, is_first, state=None, error=None, sample=True) -> tuple[State, State]:
-        """Filter a (B, T) sequence; returns posterior and prior states stacked to (B, T, ...)."""
+    def prior_logits(self, deter: torch.Tensor) -> torch.Tensor:
+        return self._logits(self.prior_net(deter))
+
+    def observe(self, embed, action, is_first, state=None, error=None, sample=True) -> tuple[State, torch.Tensor]:
+        """Filter a (B, T) sequence: posterior states stacked to (B, T, ...) and the prior's
+        logits (B, T, stoch, classes) at the same steps."""
         state = state if state is not None else self.initial(embed.shape[0], embed.device)
-        posts, priors = [], []
+        site = error.site if error is not None else "stoch"
+        if site != "embed":  # noise-free embeddings: project the whole sequence at once
+            proj = self.post_embed(embed)
+        posts = []
         for t in range(embed.shape[1]):
-            state, prior = self.obs_step(state, action[:, t], embed[:, t], is_first[:, t], error, sample)
+            state = self.obs_step(state, action[:, t], embed[:, t], is_first[:, t], error, sample,
+                                  None if site == "embed" else proj[:, t])
             posts.append(state)
-            priors.append(prior)
-        stack = lambda states: {k: torch.stack([s[k] for s in states], 1) for k in states[0]}  # noqa: E731
-        return stack(posts), stack(priors)
+        post = {k: torch.stack([s[k] for s in posts], 1) for k in posts[0]}
+        return post, self.prior_logits(post["deter"])
 
 
 def feature(state: State) -> torch.Tensor:
@@ -148,7 +160,7 @@ class WorldModel(nn.Module):
         if cfg.aug_noise_std > 0 and self.key == "image":
             inputs = inputs + cfg.aug_noise_std * torch.randn_like(inputs)  # the target stays clean
         embed = self.encoder(inputs)
-        post, prior = self.rssm.observe(embed, data["action"], data["is_first"], error=cfg.latent_error)
+        post, prior_logits = self.rssm.observe(embed, data["action"], data["is_first"], error=cfg.latent_error)
         feat = feature(post)
 
         # V2: unit-Gaussian negative log-likelihood (0.5 * squared error); V3: squared error.
@@ -159,8 +171,8 @@ class WorldModel(nn.Module):
             cont_target = 1.0 - data["is_terminal"].float()
             losses["cont"] = F.binary_cross_entropy_with_logits(self.cont(feat)[..., 0].float(), cont_target)
 
-        dyn = categorical_kl(post["logits"].detach(), prior["logits"])
-        rep = categorical_kl(post["logits"], prior["logits"].detach())
+        dyn = categorical_kl(post["logits"].detach(), prior_logits)
+        rep = categorical_kl(post["logits"], prior_logits.detach())
         if cfg.kl_free_per_step:  # V3 free bits
             losses["dyn"] = dyn.clamp_min(cfg.kl_free).mean()
             losses["rep"] = rep.clamp_min(cfg.kl_free).mean()
