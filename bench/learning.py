@@ -1,6 +1,6 @@
 """Evidence that the agent learns on CPU: proprioceptive cartpole_swingup at size `small`.
 
-Trains one run with `wmrobust.train.train` (DreamerV2 preset) and prints the evaluation
+Trains one run with `wmrobust.train.train` and prints the evaluation
 curve (policy mode, fresh eval seeds) next to the return of uniform random actions.
 
     python bench/learning.py [--frames 60000] [--run-dir /tmp/wmrobust-learning] [--task cartpole_swingup]
@@ -40,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="cartpole_swingup")
     parser.add_argument("--size", default="small")
+    parser.add_argument("--preset", default="dreamerv2", choices=["dreamerv2", "dreamerv3"])
     parser.add_argument("--frames", type=int, default=50_000)
     parser.add_argument("--train-ratio", type=float, default=64.0,
                         help="replayed steps per agent step (16x32 batches: 64 = one update every 8 steps)")
@@ -49,7 +50,7 @@ def main() -> None:
 
     cfg = resolve({
         "env": {"task": args.task, "obs": "vector"},
-        "agent": {"preset": "dreamerv2", "size": args.size},
+        "agent": {"preset": args.preset, "size": args.size},
         "train": {"frames": args.frames, "prefill_frames": 5_000, "batch_size": 16, "batch_length": 32,
                   "train_ratio": args.train_ratio, "eval_every_frames": 5_000, "eval_episodes": 2,
                   "log_every_frames": 5_000, "device": "cpu", "threads": args.threads},
@@ -61,16 +62,17 @@ def main() -> None:
     minutes = (time.time() - start) / 60
     df = pd.read_parquet(args.run_dir / "metrics.parquet")
     curve = df[df.split == "eval"].groupby("frames")["return"].mean()
-    train_curve = df[df.split == "train"].groupby(df.frames // 5_000 * 5_000)["return"].mean()
+    train = df[df.split == "train"]
+    train_curve = train.groupby((train.frames - 1) // 5_000 * 5_000 + 5_000)["return"].mean()
     updates = df[df.split == "update"]
 
-    print(f"## Learning: {args.task} (vector obs), dreamerv2 preset, size {args.size}, seed 0\n")
+    print(f"## Learning: {args.task} (vector obs), {args.preset} preset, size {args.size}, seed 0\n")
     print(f"status {status}; {args.frames} frames in {minutes:.1f} min; "
           f"{int(updates['updates'].max())} updates; random policy return {random_return(args.task):.1f}\n")
-    print("| frames | eval return (mean of 2) | train return (episodes ending in the 5k window) |")
+    print("| frames | eval return (mean of 2) | train return (episodes ending in the preceding 5k frames) |")
     print("|---:|---:|---:|")
     for frames, value in curve.items():
-        print(f"| {frames} | {value:.1f} | {train_curve.get(frames - 5_000, float('nan')):.1f} |")
+        print(f"| {frames} | {value:.1f} | {train_curve.get(frames, float('nan')):.1f} |")
 
 
 if __name__ == "__main__":

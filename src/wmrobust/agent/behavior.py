@@ -7,8 +7,8 @@ backpropagating through the learned dynamics (DreamerV2 on DMC) or by REINFORCE.
 
 from __future__ import annotations
 
-import copy
 import contextlib
+import copy
 
 import torch
 from torch import nn
