@@ -295,6 +295,7 @@ class Trainer:
         self.session_start = self.last_log_time = self.last_checkpoint = time.monotonic()
         if (self.ckpt_dir / "state.pt").exists():
             self.load_checkpoint()
+            print(f"resuming from checkpoint at frames {self.frames}", flush=True)
         self.write_status("running")
         bar = None
         if self.progress:
@@ -323,6 +324,8 @@ class Trainer:
                 if self.stop_requested:
                     self.save_checkpoint()
                     self.write_metrics()
+                    print(f"stop requested: checkpoint saved at frames {self.frames}, "
+                          f"exiting {EXIT_PREEMPTED}", flush=True)
                     raise SystemExit(EXIT_PREEMPTED)
                 if t.checkpoint_every_seconds and time.monotonic() - self.last_checkpoint >= t.checkpoint_every_seconds:
                     self.save_checkpoint()
