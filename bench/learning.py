@@ -3,7 +3,10 @@
 Trains one run with `wmrobust.train.train` and prints the evaluation
 curve (policy mode, fresh eval seeds) next to the return of uniform random actions.
 
-    python bench/learning.py [--frames 60000] [--run-dir /tmp/wmrobust-learning] [--task cartpole_swingup]
+    python bench/learning.py [--frames 60000] [--train-ratio 128] [--run-dir /tmp/wmrobust-learning]
+                             [--task cartpole_swingup] [--set agent.actor_entropy=1e-3]
+
+While it runs, the curve so far is in <run-dir>/metrics.parquet (rewritten every 5k frames).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wmrobust.config import resolve
+from wmrobust.config import merge, resolve
 from wmrobust.envs import EnvConfig, make_env
-from wmrobust.train import train
+from wmrobust.train import parse_sets, train
 
 
 def random_return(task: str, episodes: int = 5) -> float:
@@ -46,24 +49,27 @@ def main() -> None:
                         help="replayed steps per agent step (16x32 batches: 64 = one update every 8 steps)")
     parser.add_argument("--run-dir", type=Path, default=Path("/tmp/wmrobust-learning"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override, e.g. agent.actor_entropy=1e-3 (repeatable)")
     args = parser.parse_args()
 
-    cfg = resolve({
+    cfg = resolve(merge({
         "env": {"task": args.task, "obs": "vector"},
         "agent": {"preset": args.preset, "size": args.size},
         "train": {"frames": args.frames, "prefill_frames": 5_000, "batch_size": 16, "batch_length": 32,
                   "train_ratio": args.train_ratio, "eval_every_frames": 5_000, "eval_episodes": 2,
                   "log_every_frames": 5_000, "device": "cpu", "threads": args.threads},
         "seed": 0,
-    })
+    }, parse_sets(args.sets)))
     shutil.rmtree(args.run_dir, ignore_errors=True)
     start = time.time()
     status = train(cfg, args.run_dir, progress=False)
     minutes = (time.time() - start) / 60
     df = pd.read_parquet(args.run_dir / "metrics.parquet")
     curve = df[df.split == "eval"].groupby("frames")["return"].mean()
-    train = df[df.split == "train"]
-    train_curve = train.groupby((train.frames - 1) // 5_000 * 5_000 + 5_000)["return"].mean()
+    # (not named `train`: that would shadow the imported function for all of main())
+    episodes = df[df.split == "train"]
+    train_curve = episodes.groupby((episodes.frames - 1) // 5_000 * 5_000 + 5_000)["return"].mean()
     updates = df[df.split == "update"]
 
     print(f"## Learning: {args.task} (vector obs), {args.preset} preset, size {args.size}, seed 0\n")

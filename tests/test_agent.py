@@ -14,7 +14,7 @@ from wmrobust.agent.behavior import lambda_returns
 from wmrobust.agent.config import LatentErrorConfig
 from wmrobust.agent.jacobian import frobenius_sq, spectral_norm
 from wmrobust.agent.latent_error import apply_latent_error
-from wmrobust.agent.nets import TruncNormal, TwoHot, symexp
+from wmrobust.agent.nets import TruncNormal, TwoHot, UnitGaussian, symexp
 from wmrobust.config import resolve
 
 torch.set_num_threads(1)
@@ -190,6 +190,81 @@ def test_twohot_and_truncated_normal():
     assert x.abs().max() < 1
     # The entropy is the expected negative log-density.
     assert trunc.entropy().mean().item() == pytest.approx(-trunc.log_prob(x).mean().item(), abs=0.02)
+
+
+def test_truncated_normal_matches_numerical_integration():
+    """Density, entropy and mean of TruncNormal against a fine grid over [-1, 1], including a
+    mean pinned at the bound with the smallest std (where a saturated actor ends up)."""
+    grid = torch.linspace(-1, 1, 200_001, dtype=torch.float64)[1:-1]
+    step = (grid[1] - grid[0]).item()
+    for loc, scale in [(0.7, 0.8), (1.0, 0.1), (-0.95, 0.3), (0.0, 2.1)]:
+        dist = TruncNormal(torch.tensor([loc], dtype=torch.float64), torch.tensor([scale], dtype=torch.float64))
+        logp = dist.log_prob(grid[:, None])
+        density = logp.exp()
+        assert (density.sum() * step).item() == pytest.approx(1.0, abs=1e-3)
+        assert dist.entropy().item() == pytest.approx(-(density * logp).sum().item() * step, abs=1e-3)
+        torch.manual_seed(0)
+        samples = TruncNormal(torch.full((50_000, 1), loc), torch.full((50_000, 1), scale)).rsample()
+        assert samples.mean().item() == pytest.approx((density * grid).sum().item() * step, abs=0.01)
+    # Pinning the mean at a bound halves the mass: it lowers the entropy, never rewards it.
+    pinned = TruncNormal(torch.tensor([1.0]), torch.tensor([0.1])).entropy()
+    inside = TruncNormal(torch.tensor([0.5]), torch.tensor([0.1])).entropy()
+    assert pinned.item() == pytest.approx(inside.item() - np.log(2), abs=1e-4)
+
+
+def fake_reward_agent(seed: int = 0, **agent):
+    """Tiny agent whose imagined next deter state starts with the action and whose reward is
+    a_0 - a_1, with zero critics: the best action is (+1, -1)."""
+    agent = tiny_agent("vector", seed, **agent)
+    wm, ac = agent.world_model, agent.behavior
+    wm.rssm.transition = lambda deter, stoch, action: torch.cat([action, 0 * deter[..., 2:]], -1)
+    wm.reward.forward = lambda feat: UnitGaussian(feat[..., 0] - feat[..., 1])
+    for critic in (ac.critic, ac.slow_critic):
+        torch.nn.init.zeros_(critic.net[-1].weight)
+        torch.nn.init.zeros_(critic.net[-1].bias)
+    b, t, cfg = 4, 8, agent.cfg
+    post = {"deter": torch.randn(b, t, cfg.deter), "stoch": torch.zeros(b, t, cfg.stoch * cfg.classes),
+            "logits": torch.zeros(b, t, cfg.stoch, cfg.classes)}
+    post["stoch"][..., :: cfg.classes] = 1
+    return agent, post, torch.zeros(b, t, dtype=torch.bool)
+
+
+@pytest.mark.parametrize("actor_grad", ["dynamics", "reinforce"])
+def test_actor_moves_towards_the_rewarded_action(actor_grad):
+    agent, post, terminal = fake_reward_agent(actor_lr=3e-3, actor_grad=actor_grad)
+    feat = torch.cat([post["deter"], post["stoch"]], -1).flatten(0, 1)
+    with torch.no_grad():
+        before = agent.behavior.actor(feat).mode.mean(0)
+    for _ in range(60):
+        actor_loss, _, _ = agent.behavior.loss(agent.world_model, post, terminal)
+        agent.actor_opt.zero_grad()
+        actor_loss.backward()
+        agent.actor_opt.step()
+    with torch.no_grad():
+        after = agent.behavior.actor(feat).mode.mean(0)
+    assert after[0] > before[0] + 0.3 and after[1] < before[1] - 0.3, (before, after)
+
+
+@pytest.mark.parametrize("preset", ["dreamerv2", "dreamerv3"])
+def test_actor_and_critic_losses_reach_only_their_own_networks(preset):
+    """The actor loss trains only the actor (gradients pass through, but do not accumulate in,
+    the world model and critics); the critic loss only the critic (its target is detached)."""
+    agent = tiny_agent("vector", preset=preset)
+    data = agent.world_model.to_tensors(make_batch("vector"), "cpu")
+    _, post, _ = agent.world_model.loss(data)
+    actor_loss, critic_loss, _ = agent.behavior.loss(agent.world_model, post, data["is_terminal"])
+
+    def touched(module):
+        return {n for n, p in module.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+
+    actor_loss.backward(retain_graph=True)
+    assert touched(agent.behavior.actor)
+    assert not touched(agent.world_model) and not touched(agent.behavior.critic)
+    assert not touched(agent.behavior.slow_critic)
+    agent.zero_grad(set_to_none=True)
+    critic_loss.backward()
+    assert touched(agent.behavior.critic)
+    assert not touched(agent.world_model) and not touched(agent.behavior.actor)
 
 
 def test_config_modules_do_not_import_torch():
