@@ -231,14 +231,19 @@ def save_yaml(cfg: Any, path: str | Path) -> None:
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
-def load_yaml(path: str | Path) -> RunConfig:
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """Parsed YAML, or a ConfigError naming the missing or malformed file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise ConfigError(f"{path}: no such {what}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
+
+
+def load_yaml(path: str | Path) -> RunConfig:
+    data = read_yaml(path)
     try:
         return build(RunConfig, data)
     except ConfigError as err:

@@ -12,9 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wmrobust.config import ConfigError, RunConfig, merge, resolve
+from wmrobust.config import ConfigError, RunConfig, merge, read_yaml, resolve
 
 SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
 
@@ -47,14 +45,7 @@ class Experiment:
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> Experiment:
-        path = Path(path)
-        try:
-            config = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such experiment config") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from err
-        return cls(merge(config, overrides))
+        return cls(merge(read_yaml(path, "experiment config"), overrides))
 
     # -- validation ----------------------------------------------------------
 
