@@ -151,6 +151,8 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     (figures / "table1.csv").unlink()
     rebuild = snakemake("-n", "--cores", "2", "table1", "--quiet", "rules", cwd=work)
     assert job_stats(rebuild.stdout + rebuild.stderr) == {"artifact_table": 1, "table1": 1}
+    snakemake("--cores", "1", "table1", cwd=work)
+    assert (figures / "table1.csv").exists()
 
     report = snakemake("--cores", "1", "figures", "--report", str(tmp_path / "report.html"), cwd=work)
     assert report.returncode == 0
