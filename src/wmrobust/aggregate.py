@@ -15,37 +15,17 @@ from typing import Any
 
 import pandas as pd
 
-from wmrobust.config import load_yaml, to_dict
+from wmrobust.config import flatten, to_dict
+from wmrobust.evaluate import load_run
 from wmrobust.io import provenance_path, read_table, write_table
 
 RUN_SOURCES = ("curves", "runs")
 
 
-def read_status(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "status.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no status file; has the run been trained?") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: corrupt status file ({err})") from err
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value if not isinstance(value, list) else json.dumps(value)
-    return out
-
-
 def run_rows(run_dir: Path, variant: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """A run's summary row (identity, status, every hyperparameter) and its training curve."""
-    cfg = load_yaml(run_dir / "config.yaml")
-    status = read_status(run_dir)
+    run = load_run(run_dir)
+    cfg, status = run.cfg, run.status
     identity = cfg.identity(variant)
     diverged_at = status.get("diverged_at") or {}
     summary = {
@@ -54,7 +34,8 @@ def run_rows(run_dir: Path, variant: str) -> tuple[dict[str, Any], pd.DataFrame]
         "frames": status.get("frames"),
         "config_hash": status.get("config_hash", cfg.hash()),
         "diverged_at_frames": diverged_at.get("frames"),
-        **_flatten(to_dict(cfg)),
+        # parquet columns hold scalars: ranges such as mu_range become JSON text
+        **{k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(to_dict(cfg)).items()},
     }
     metrics = read_table(run_dir / "metrics.parquet")
     curve = metrics.loc[metrics["split"].isin(["train", "eval"]), ["frames", "split", "return"]]

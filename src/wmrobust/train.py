@@ -33,7 +33,9 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
-from wmrobust.config import ConfigError, RunConfig, config_hash, load_yaml, merge, resolve, save_yaml, to_dict
+from wmrobust.config import (
+    ConfigError, RunConfig, config_hash, flatten, load_yaml, merge, resolve, save_yaml, to_dict,
+)
 from wmrobust.io import atomic_path, atomic_write_json, provenance, write_table
 
 TRAIN, EVAL = 0, 1  # seed streams of training and evaluation episodes
@@ -58,14 +60,6 @@ def select_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: 'cuda' requested but torch sees no CUDA device")
     return name
-
-
-def flat(d: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        out.update(flat(v, key + ".") if isinstance(v, dict) else {key: v})
-    return out
 
 
 class Trainer:
@@ -359,7 +353,7 @@ def check_run_dir(cfg: RunConfig, run_dir: Path) -> str | None:
     if path.exists():
         old = load_yaml(path)
         if config_hash(old) != config_hash(cfg):
-            a, b = flat(to_dict(old)), flat(to_dict(cfg))
+            a, b = flatten(to_dict(old)), flatten(to_dict(cfg))
             keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
             raise ConfigError(f"{path}: the run directory holds a different config "
                               f"(differs in {', '.join(keys)}); use another run directory")
