@@ -24,6 +24,18 @@ def norm_act(out: int, cfg: AgentConfig) -> list[nn.Module]:
     return ([nn.LayerNorm(out, eps=1e-3)] if cfg.norm == "layer" else []) + [ACTIVATIONS[cfg.act]()]
 
 
+def glorot_init(module: nn.Module) -> None:
+    """Glorot-uniform weights and zero biases for every linear and conv layer of ``module``.
+
+    The original DreamerV2 (Keras defaults) and DreamerV3 (fan-avg scaling) initialize this
+    way; PyTorch's default draws weights with a third of that variance, which slows learning."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
 def dense(inp: int, out: int, cfg: AgentConfig) -> nn.Sequential:
     """Linear (bias only without norm), optional LayerNorm, activation: the hidden layer used everywhere."""
     return nn.Sequential(nn.Linear(inp, out, bias=cfg.norm == "none"), *norm_act(out, cfg))
@@ -38,10 +50,10 @@ class MLP(nn.Sequential):
             layers.append(dense(inp, cfg.units, cfg))
             inp = cfg.units
         head = nn.Linear(inp, out)
+        super().__init__(*layers, head)
+        glorot_init(self)
         if zero_init:  # DreamerV3: reward and critic start out predicting zero
             nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
-        super().__init__(*layers, head)
 
 
 class ChannelNorm(nn.LayerNorm):
@@ -84,6 +96,7 @@ class Encoder(nn.Module):
                 inp = cfg.units
             self.net = nn.Sequential(*layers)
             self.out_dim = inp
+        glorot_init(self)
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
         """uint8 image (..., H, W, C) -> float in [-0.5, 0.5]; vectors symlog-ed when configured."""
@@ -125,6 +138,7 @@ class Decoder(nn.Module):
                     layers.append(ACTIVATIONS[cfg.act]())
                 channels = out
             self.net = nn.Sequential(*layers)
+            glorot_init(self)
         else:
             self.net = MLP(feat_dim, shape[0], cfg)
 

@@ -15,7 +15,7 @@ from torch import nn
 from wmrobust.agent.config import AgentConfig, LatentErrorConfig
 from wmrobust.agent.jacobian import frobenius_sq, spectral_norm
 from wmrobust.agent.latent_error import apply_latent_error
-from wmrobust.agent.nets import MLP, Decoder, Encoder, ScalarHead, dense, norm_act, symexp, symlog
+from wmrobust.agent.nets import MLP, Decoder, Encoder, ScalarHead, dense, glorot_init, norm_act, symexp, symlog
 
 State = dict[str, torch.Tensor]
 
@@ -37,6 +37,7 @@ class RSSM(nn.Module):
         self.post_deter = nn.Linear(cfg.deter, cfg.hidden, bias=False)
         self.post_embed = nn.Linear(embed_dim, cfg.hidden, bias=cfg.norm == "none")
         self.post_out = nn.Sequential(*norm_act(cfg.hidden, cfg), nn.Linear(cfg.hidden, self.stoch_dim))
+        glorot_init(self)
 
     def transition_parameters(self) -> list[nn.Parameter]:
         """Parameters of f(h, z~, a) -> h' (the target of the l2dyn baseline)."""
