@@ -3,13 +3,16 @@
 One update = world-model step on a 16x64 batch of 64x64 pixel sequences plus actor-critic
 on imagined rollouts of 15 steps from all B*T posterior states. Each configuration runs in
 its own process (so peak RSS is its own). Rows: without the Jacobian penalty, with the
-projection estimator (k=1), and with the exact estimator (tiny and small only).
+projection estimator (k=1), and with the exact estimator (tiny and small only); each in
+float32 and, with ``--precisions float32 bfloat16``, in bfloat16 autocast (the mixed
+precision the original DreamerV2/V3 train in; fast on CPUs with AVX512-BF16 or AMX).
 
     python bench/learner.py                     # tiny and small (quick)
-    python bench/learner.py --sizes S           # the DreamerV3 S size (minutes)
+    python bench/learner.py --sizes S --precisions float32 bfloat16   # the S size (minutes)
     python bench/learner.py --sizes tiny small S --preset dreamerv2
 
-The machine's peak is taken as 235 GFLOP/s (large fp32 matmuls on 2 cores).
+GFLOP/s are compared with this machine's float32 matmul peak, measured first (large
+square matmuls; ~235 GFLOP/s on the 2-core development machine).
 """
 
 from __future__ import annotations
@@ -22,23 +25,39 @@ import subprocess
 import sys
 import time
 
-PEAK_GFLOPS = 235.0
+REFERENCE_S_SECONDS = 12.2  # a popular PyTorch port at size S, same batch and imagination, this machine
 
 
-def measure(preset: str, size: str, jacobian: str, batch: int, length: int, repeats: int, threads: int) -> dict:
+def matmul_peak(threads: int, dtype: str = "float32", n: int = 4096, repeats: int = 5) -> float:
+    """GFLOP/s of a large square matmul."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = (torch.randn(n, n).to(getattr(torch, dtype)) for _ in range(2))
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def measure(preset: str, size: str, jacobian: str, precision: str, batch: int, length: int, repeats: int,
+            threads: int) -> dict:
     import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from wmrobust.agent import Agent
+    from wmrobust.agent.agent import keep_freed_memory
     from wmrobust.config import resolve
 
+    keep_freed_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     jac = {"weight": 0.0} if jacobian == "none" else {"weight": 0.01, "estimator": jacobian, "probes": 1}
     cfg = resolve({"agent": {"preset": preset, "size": size, "jacobian": jac, "imag_horizon": 15}}).agent
     act_dim = 6
-    agent = Agent({"image": ((64, 64, 3), np.uint8)}, act_dim, cfg, "cpu")
+    agent = Agent({"image": ((64, 64, 3), np.uint8)}, act_dim, cfg, "cpu", precision)
     rng = np.random.default_rng(0)
     data = {"image": rng.integers(0, 256, (batch, length, 64, 64, 3), dtype=np.uint8),
             "action": rng.uniform(-1, 1, (batch, length, act_dim)).astype(np.float32),
@@ -58,7 +77,7 @@ def measure(preset: str, size: str, jacobian: str, batch: int, length: int, repe
     def count(module):
         return sum(p.numel() for p in module.parameters())
 
-    return {"preset": preset, "size": size, "jacobian": jacobian, "seconds": seconds, "tflop": flops / 1e12,
+    return {"preset": preset, "size": size, "jacobian": jacobian, "precision": precision, "seconds": seconds, "tflop": flops / 1e12,
             "gflops": flops / seconds / 1e9, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
             "wm_params": count(agent.world_model), "actor_params": count(agent.behavior.actor),
             "critic_params": count(agent.behavior.critic)}
@@ -71,6 +90,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=0, help="timed updates (0: 10 for tiny/small, 2 for S)")
+    parser.add_argument("--precisions", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one JSON-encoded configuration
     args = parser.parse_args()
@@ -78,28 +98,35 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(**json.loads(args.one))))
         return
+    peak = {dtype: matmul_peak(args.threads, dtype) for dtype in dict.fromkeys(["float32", *args.precisions])}
     rows = []
     for size in args.sizes:
-        repeats = args.repeats or (10 if size in ("tiny", "small") else 2)
-        for jacobian in ["none", "projection"] + (["exact"] if size in ("tiny", "small") else []):
-            one = dict(preset=args.preset, size=size, jacobian=jacobian, batch=args.batch, length=args.length,
-                       repeats=repeats, threads=args.threads)
-            out = subprocess.run([sys.executable, __file__, "--one", json.dumps(one)], capture_output=True,
-                                 text=True, check=True)
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"measured {size} {jacobian}: {rows[-1]['seconds']:.3f} s/update", file=sys.stderr)
+        repeats = args.repeats or (10 if size in ("tiny", "small") else 3)
+        for precision in args.precisions:
+            for jacobian in ["none", "projection"] + (["exact"] if size in ("tiny", "small") else []):
+                one = dict(preset=args.preset, size=size, jacobian=jacobian, precision=precision, batch=args.batch,
+                           length=args.length, repeats=repeats, threads=args.threads)
+                out = subprocess.run([sys.executable, __file__, "--one", json.dumps(one)], capture_output=True,
+                                     text=True, check=True)
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                print(f"measured {size} {precision} {jacobian}: {rows[-1]['seconds']:.3f} s/update", file=sys.stderr)
 
     load = os.getloadavg()[0]
     print(f"## Learner cost per update ({args.preset}, batch {args.batch}x{args.length}, 64x64 pixels, "
           f"imagination 15 steps from all B*T states, {args.threads} threads, load average {load:.1f})\n")
-    print("| size | Jacobian | s/update | overhead | TFLOP/update | GFLOP/s | of 235 | peak RSS GB | WM params | actor | critic |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    base = {r["size"]: r["seconds"] for r in rows if r["jacobian"] == "none"}
+    print("Large-matmul peak here: " + ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in peak.items())
+          + f". Speed-up: against {REFERENCE_S_SECONDS} s/update of a popular PyTorch port at S.\n")
+    print("| size | precision | Jacobian | s/update | overhead | speed-up | TFLOP/update | GFLOP/s | of fp32 peak "
+          "| peak RSS GB | WM params | actor | critic |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base = {(r["size"], r["precision"]): r["seconds"] for r in rows if r["jacobian"] == "none"}
     for r in rows:
-        overhead = r["seconds"] / base[r["size"]] - 1
-        print(f"| {r['size']} | {r['jacobian']} | {r['seconds']:.3f} | {overhead:+.0%} | {r['tflop']:.3f} | "
-              f"{r['gflops']:.1f} | {r['gflops'] / PEAK_GFLOPS:.0%} | {r['rss_gb']:.2f} | "
-              f"{r['wm_params'] / 1e6:.2f}M | {r['actor_params'] / 1e6:.2f}M | {r['critic_params'] / 1e6:.2f}M |")
+        overhead = r["seconds"] / base[r["size"], r["precision"]] - 1
+        speedup = f"{REFERENCE_S_SECONDS / r['seconds']:.2f}x" if r["size"] == "S" else ""
+        print(f"| {r['size']} | {r['precision']} | {r['jacobian']} | {r['seconds']:.3f} | {overhead:+.0%} | {speedup} "
+              f"| {r['tflop']:.3f} | {r['gflops']:.1f} | {r['gflops'] / peak['float32']:.0%} "
+              f"| {r['rss_gb']:.2f} | {r['wm_params'] / 1e6:.2f}M | {r['actor_params'] / 1e6:.2f}M "
+              f"| {r['critic_params'] / 1e6:.2f}M |")
 
 
 if __name__ == "__main__":

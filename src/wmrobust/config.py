@@ -57,7 +57,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Torch device; auto picks cuda when available."""
     precision: Literal["float32", "bfloat16"] = "float32"
-    """Compute precision of updates: float32, or bfloat16 autocast (meant for CUDA; parameters stay float32)."""
+    """Compute precision of updates: float32, or bfloat16 autocast (parameters stay float32; fast on GPUs and CPUs with AVX512-BF16/AMX)."""
     threads: int = 0
     """Torch CPU threads (0 keeps torch's default)."""
 

@@ -67,6 +67,7 @@ class Trainer:
         import torch
 
         from wmrobust.agent import Agent
+        from wmrobust.agent.agent import keep_freed_memory
         from wmrobust.agent.replay import Replay
 
         self.torch = torch
@@ -76,6 +77,8 @@ class Trainer:
         self.ckpt_dir = run_dir / "checkpoint"
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        if device == "cpu":
+            keep_freed_memory()
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
