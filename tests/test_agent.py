@@ -64,6 +64,31 @@ def test_update_losses_finite_and_act_shapes(key, preset):
         assert action.shape == (3, 2) and action.dtype == np.float32 and np.abs(action).max() <= 1
 
 
+@pytest.mark.parametrize("preset", ["dreamerv2", "dreamerv3"])
+def test_glorot_initialisation(preset):
+    """Every linear/conv weight starts with Glorot variance 2 / (fan_in + fan_out) and zero
+    bias; DreamerV3's reward and critic output layers start at zero; the slow critic is a copy."""
+    torch.manual_seed(0)
+    cfg = resolve({"agent": {"preset": preset, "size": "small"}}).agent
+    agent = Agent(SPACES["image"], 2, cfg, "cpu")
+    heads = {agent.world_model.reward.net[-1], agent.behavior.critic.net[-1], agent.behavior.slow_critic.net[-1]}
+    layers = [m for m in agent.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert len(layers) > 20
+    for layer in layers:
+        if layer.bias is not None:
+            assert not layer.bias.any()
+        if cfg.twohot and layer in heads:
+            assert not layer.weight.any()
+            continue
+        w = layer.weight
+        receptive = w[0, 0].numel()
+        fans = (w.shape[0] * receptive, w.shape[1] * receptive)
+        if w.numel() >= 2000:  # enough entries for a variance check within 10%
+            assert w.var().item() == pytest.approx(2 / sum(fans), rel=0.1), layer
+    for slow, fast in zip(agent.behavior.slow_critic.parameters(), agent.behavior.critic.parameters()):
+        assert torch.equal(slow, fast)
+
+
 def test_open_loop_and_jacobian_norm_shapes():
     agent = tiny_agent("image")
     out = agent.world_model.open_loop(make_batch("image", b=2, t=12), context=4, horizon=6)

@@ -28,7 +28,7 @@ def glorot_init(module: nn.Module) -> None:
     """Glorot-uniform weights and zero biases for every linear and conv layer of ``module``.
 
     The original DreamerV2 (Keras defaults) and DreamerV3 (fan-avg scaling) initialize this
-    way; PyTorch's default draws weights with a third of that variance, which slows learning."""
+    way; PyTorch's default draws weights with about a third of that variance."""
     for layer in module.modules():
         if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.xavier_uniform_(layer.weight)
