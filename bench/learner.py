@@ -11,8 +11,8 @@ precision the original DreamerV2/V3 train in; fast on CPUs with AVX512-BF16 or A
     python bench/learner.py --sizes S --precisions float32 bfloat16   # the S size (minutes)
     python bench/learner.py --sizes tiny small S --preset dreamerv2
 
-GFLOP/s are compared with this machine's float32 matmul peak, measured first (large
-square matmuls; ~235 GFLOP/s on the 2-core development machine).
+GFLOP/s are compared with this machine's float32 matmul peak, measured first (4096^3
+matmuls; 130 GFLOP/s on the idle 2-core development machine on 2026-11-22).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--preset", default="dreamerv3", choices=["dreamerv2", "dreamerv3"])
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=0, help="timed updates (0: 10 for tiny/small, 2 for S)")
+    parser.add_argument("--repeats", type=int, default=0, help="timed updates (0: 10 for tiny/small, 3 for S)")
     parser.add_argument("--precisions", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one JSON-encoded configuration
