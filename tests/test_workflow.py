@@ -1,5 +1,7 @@
 """The Snakemake workflow: dry-runs of every scale, config validation, lint,
-and (slow) the whole smoke pipeline end to end."""
+and (slow) the whole smoke pipeline end to end. Every Snakemake call runs in a
+scratch copy of the workflow, never in the repository, so the tests neither see
+nor touch the user's results/ and figures/."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from wmrobust.config import merge
 from wmrobust.experiment import Experiment
 from wmrobust.plan import job_counts
 
@@ -19,7 +22,22 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "config.yaml"
 
 
-def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess:
+def workflow_copy(dest: Path) -> Path:
+    """The workflow in a fresh folder, so a run never touches the repository's results."""
+    dest.mkdir(parents=True)
+    for name in ("Snakefile", "workflow", "config", "environment.yml"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    """One scratch copy of the workflow for this module's dry-runs."""
+    return workflow_copy(tmp_path_factory.mktemp("workflow") / "work")
+
+
+def snakemake(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
         cwd=cwd,
@@ -38,8 +56,8 @@ def job_stats(output: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("scale", ["smoke", "local", "paper"])
-def test_dry_run_of_each_scale_plans_the_grid_plan_reports(scale):
-    proc = snakemake("-n", "--cores", "2", "figures", "--config", f"scale={scale}", "--quiet", "rules")
+def test_dry_run_of_each_scale_plans_the_grid_plan_reports(scale, scratch):
+    proc = snakemake("-n", "--cores", "2", "figures", "--config", f"scale={scale}", "--quiet", "rules", cwd=scratch)
     stats = job_stats(proc.stdout + proc.stderr)
     exp = Experiment.from_file(CONFIG, scale=scale)
     counts = job_counts(exp, exp.artifact_ids)
@@ -50,21 +68,21 @@ def test_dry_run_of_each_scale_plans_the_grid_plan_reports(scale):
     assert artifact_jobs == counts["artifact"] == len(exp.artifact_ids)
 
 
-def test_single_artifact_target_builds_only_its_runs():
-    proc = snakemake("-n", "--cores", "2", "fig3", "--quiet", "rules")
+def test_single_artifact_target_builds_only_its_runs(scratch):
+    proc = snakemake("-n", "--cores", "2", "fig3", "--quiet", "rules", cwd=scratch)
     stats = job_stats(proc.stdout + proc.stderr)
     exp = Experiment.from_file(CONFIG)
     assert stats["train"] == len(exp.artifact_runs("fig3"))
     assert "evaluate" not in stats and "rollout" not in stats
 
 
-def test_artifact_outside_the_scale_is_refused_by_name():
-    proc = snakemake("-n", "--cores", "2", "fig1", "--config", "scale=local", check=False)
+def test_artifact_outside_the_scale_is_refused_by_name(scratch):
+    proc = snakemake("-n", "--cores", "2", "fig1", "--config", "scale=local", check=False, cwd=scratch)
     assert proc.returncode != 0
     assert "artifact 'fig1' is not built at scale 'local'" in proc.stdout + proc.stderr
 
 
-def test_new_variant_and_task_need_no_code_change(tmp_path):
+def test_new_variant_and_task_need_no_code_change(tmp_path, scratch):
     extra = {
         "task_overrides": {"cheetah_run": {"env": {"task": "cheetah_run"}}},
         "variant_overrides": {"zd2": {"agent": {"latent_error": {"kind": "zero_drift", "sigma2": 2.0}}}},
@@ -73,18 +91,37 @@ def test_new_variant_and_task_need_no_code_change(tmp_path):
     }
     extra_file = tmp_path / "extra.yaml"
     extra_file.write_text(yaml.safe_dump(extra))
-    proc = snakemake("-n", "--cores", "2", "fig1", "--configfile", str(CONFIG), str(extra_file))
+    proc = snakemake("-n", "--cores", "2", "fig1", "--configfile", str(CONFIG), str(extra_file), cwd=scratch)
     out = proc.stdout + proc.stderr
-    for run in ("walker_walk/zd2/seed0", "cheetah_run/zd2/seed1", "cheetah_run/baseline/seed0"):
-        assert f"runs/{run}/model.pt" in out
+    exp = Experiment(merge(yaml.safe_load(CONFIG.read_text()), extra))
+    for task, variant, seed in (("walker_walk", "zd2", 0), ("cheetah_run", "zd2", 1), ("cheetah_run", "baseline", 0)):
+        assert f"runs/{exp.run(task, variant, seed).path}/model.pt" in out
+    # A grid other than config.yaml's builds its artifacts in a folder of its own.
+    assert "figures/smoke/custom-" in out and "figures/smoke/fig1.png" not in out
 
 
-def test_subsets_and_added_seed_leave_existing_runs_alone():
+def test_subset_and_extra_seed_plan_only_their_runs(scratch):
     proc = snakemake(
-        "-n", "--cores", "2", "runs", "--config", "tasks=[walker_walk]", "variants=[baseline,zd5]", "seeds=[1]"
+        "-n", "--cores", "2", "runs", "--config", "tasks=[walker_walk]", "variants=[baseline,zd5]", "seeds=[1,7]",
+        cwd=scratch,
     )
-    stats = job_stats(proc.stdout + proc.stderr)
-    assert stats["train"] == 2
+    out = proc.stdout + proc.stderr
+    assert job_stats(out)["train"] == 4
+    assert "walker_walk/zd5/seed7-" in out
+
+
+@pytest.mark.parametrize(
+    ("override", "culprit"),
+    [
+        ("tasks=[quadruped_walk]", "tasks: ['quadruped_walk'] leaves nothing to build at scale 'local'"),
+        ("variants=[aug]", "variants: ['aug'] leaves nothing to build at scale 'local'"),
+    ],
+)
+def test_selection_that_leaves_nothing_names_the_key(override, culprit, scratch):
+    proc = snakemake("-n", "--cores", "2", "figures", "--config", "scale=local", override, check=False, cwd=scratch)
+    assert proc.returncode != 0
+    assert culprit in proc.stdout + proc.stderr
+    assert "IndexError" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -98,14 +135,14 @@ def test_subsets_and_added_seed_leave_existing_runs_alone():
         ('scales={"smoke": {"seeds": "many"}}', "seeds"),
     ],
 )
-def test_bad_config_is_refused_naming_the_key(override, culprit):
-    proc = snakemake("-n", "--cores", "2", "figures", "--config", override, check=False)
+def test_bad_config_is_refused_naming_the_key(override, culprit, scratch):
+    proc = snakemake("-n", "--cores", "2", "figures", "--config", override, check=False, cwd=scratch)
     assert proc.returncode != 0
     assert culprit in proc.stdout + proc.stderr
 
 
-def test_lint_is_clean():
-    proc = snakemake("--lint", check=False)
+def test_lint_is_clean(scratch):
+    proc = snakemake("--lint", check=False, cwd=scratch)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -117,26 +154,17 @@ def test_snakefmt_formatted():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_slurm_profile_resolves_in_a_dry_run():
+def test_slurm_profile_resolves_in_a_dry_run(scratch):
     proc = snakemake(
-        "-n", "--workflow-profile", "workflow/profiles/slurm", "figures", "--config", "scale=paper", "--quiet", "rules"
+        "-n", "--workflow-profile", "workflow/profiles/slurm", "figures", "--config", "scale=paper", "--quiet", "rules",
+        cwd=scratch,
     )
     assert job_stats(proc.stdout + proc.stderr)["train"] > 0
 
 
-def workflow_copy(tmp_path: Path) -> Path:
-    """The workflow in a fresh folder, so a run never touches the repository's results."""
-    work = tmp_path / "work"
-    work.mkdir()
-    for name in ("Snakefile", "workflow", "config", "environment.yml"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
-    return work
-
-
 @pytest.mark.slow
 def test_smoke_pipeline_end_to_end(tmp_path):
-    work = workflow_copy(tmp_path)
+    work = workflow_copy(tmp_path / "work")
     snakemake("--cores", "2", "figures", cwd=work)
     exp = Experiment.from_file(CONFIG)
     figures = work / "figures" / "smoke"
@@ -158,3 +186,38 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     assert report.returncode == 0
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "claims" in html and "fig3" in html
+
+    check_other_grids_leave_the_full_grid_alone(work, tmp_path)
+
+
+def check_other_grids_leave_the_full_grid_alone(work: Path, tmp_path: Path) -> None:
+    """The README's subset and preset examples and a changed variant value, after the
+    full smoke grid is built: they retrain nothing the full grid has, build their
+    artifacts in folders of their own, and leave the full grid's files as they were."""
+    figures = work / "figures" / "smoke"
+    runs = work / "results" / "smoke" / "runs"
+    before = {p: p.read_bytes() for p in [*figures.glob("*.*"), *runs.glob("*/*/*/model.pt")]}
+
+    subset = ("--config", "tasks=[walker_walk]", "seeds=[0,1]", "variants=[baseline,zd5]")
+    plan = job_stats(snakemake("-n", "--cores", "2", "figures", *subset, "--quiet", "rules", cwd=work).stdout)
+    assert not {"train", "evaluate", "collect", "rollout"} & set(plan), plan
+    snakemake("--cores", "2", "figures", *subset, cwd=work)
+    built = sorted(figures.glob("custom-*/claims.md"))
+    assert len(built) == 1, "the subset's artifacts go to one folder of their own"
+
+    preset = snakemake("-n", "--cores", "2", "figures", "--config",
+                       'scales={"smoke": {"run": {"agent": {"preset": "dreamerv3"}}}}', "--quiet", "rules", cwd=work)
+    exp = Experiment.from_file(CONFIG)
+    assert job_stats(preset.stdout + preset.stderr)["train"] == len(exp.runs), "DreamerV3 runs are new runs"
+
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump({"variant_overrides": {"zd5": {"agent": {"latent_error": {
+        "kind": "zero_drift", "sigma2": 4.0}}}}}))
+    snakemake("--cores", "2", "runs", "--configfile", str(work / "config" / "config.yaml"), str(changed),
+              "--config", "tasks=[walker_walk]", "seeds=[0]", "variants=[zd5]", cwd=work)
+    zd5 = sorted(p.parent.name for p in runs.glob("walker_walk/zd5/seed0-*/status.json"))
+    assert len(zd5) == 2, f"the changed config trains a new run beside the finished one: {zd5}"
+
+    after = {p: p.read_bytes() for p in before}
+    assert after == before, [str(p) for p in before if after[p] != before[p]]
+    assert sorted(figures.glob("*.*")) == sorted(p for p in before if p.parent == figures)

@@ -40,6 +40,8 @@ class TrainConfig:
     """Env frames collected with uniform random actions before learning starts."""
     train_ratio: float = 160.0
     """Replayed steps (batch_size x batch_length) per agent step; sets the update rate (DreamerV2: 16x50 every 5 steps = 160)."""
+    pretrain: int = 100
+    """Extra updates run once when learning starts, on the prefill data (DreamerV2/V3: 100)."""
     batch_size: int = 16
     """Sequences per replay batch."""
     batch_length: int = 50
@@ -66,7 +68,7 @@ class TrainConfig:
                      "eval_episodes", "log_every_frames"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"train.{name}: {getattr(self, name)} must be > 0")
-        for name in ("prefill_frames", "eval_every_frames", "checkpoint_every_seconds", "threads"):
+        for name in ("prefill_frames", "pretrain", "eval_every_frames", "checkpoint_every_seconds", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name}: {getattr(self, name)} must be >= 0")
 
@@ -113,10 +115,28 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+# Run-config fields that cannot change a run's results: how fast or where it runs,
+# and how often it logs and checkpoints. They are left out of the run identity, so
+# changing them neither retrains a finished run nor blocks resuming one.
+NOT_IDENTITY = ("train.threads", "train.device", "train.checkpoint_every_seconds", "train.log_every_frames")
+
+
+def identity(cfg: Any) -> dict[str, Any]:
+    """The flat ``dotted key -> value`` dict that identifies a run: its config minus NOT_IDENTITY."""
+    return {k: v for k, v in flatten(to_dict(cfg)).items() if k not in NOT_IDENTITY}
+
+
 def config_hash(cfg: Any) -> str:
-    """Stable short hash of a config: same values, same hash, across processes."""
-    text = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    """The run identity: a stable 12-hex-digit hash of ``identity(cfg)``, the same across
+    processes; it names the run directory (``seed<k>-<hash>``) and is checked at every use."""
+    text = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def identity_diff(a: Any, b: Any) -> list[str]:
+    """The identity keys whose values differ between two run configs."""
+    x, y = identity(a), identity(b)
+    return sorted(k for k in x.keys() | y.keys() if x.get(k) != y.get(k))
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -85,7 +85,20 @@ def load_run(run_dir: Path) -> Run:
     state = status.get("status") if isinstance(status, dict) else None
     if state not in ("finished", "diverged"):
         raise RunError(f"{status_path}: status is {state!r}; only finished or diverged runs can be evaluated")
+    check_identity(run_dir, cfg, status)
     return Run(run_dir, cfg, status)
+
+
+def check_identity(run_dir: Path, cfg: RunConfig, status: dict[str, Any]) -> None:
+    """Refuse a run whose config.yaml is not the config it was trained with: its hash must
+    equal status.json's and, for a workflow directory ``seed<k>-<id>``, the id in its name."""
+    rid = cfg.hash()
+    if status.get("config_hash") != rid:
+        raise RunError(f"{run_dir / 'config.yaml'}: its run id {rid} is not the trained run's "
+                       f"{status.get('config_hash')!r} (status.json); was config.yaml edited?")
+    prefix, sep, named = run_dir.name.rpartition("-")
+    if sep and prefix.startswith("seed") and len(named) == len(rid) and named != rid:
+        raise RunError(f"{run_dir}: the directory names run id {named}, its config.yaml has {rid}")
 
 
 def load_agent(run: Run, obs_space: dict, act_dim: int):

@@ -7,6 +7,8 @@ the two never disagree. No torch or dm_control import.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,15 +21,18 @@ SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
 
 @dataclass(frozen=True, order=True)
 class Run:
-    """One training run: the workflow's `<task>/<variant>/seed<k>` wildcards."""
+    """One training run: where it sits in the grid (task, variant, seed) and what it is
+    (``rid``, the hash of its resolved config: wmrobust.config.config_hash)."""
 
     task: str
     variant: str
     seed: int
+    rid: str
 
     @property
     def path(self) -> str:
-        return f"{self.task}/{self.variant}/seed{self.seed}"
+        """``<task>/<variant>/seed<k>-<rid>``: a changed config is a new directory beside the old."""
+        return f"{self.task}/{self.variant}/seed{self.seed}-{self.rid}"
 
 
 class Experiment:
@@ -41,6 +46,7 @@ class Experiment:
             raise ConfigError(f"scale: {scale!r} is not a defined scale ({known})")
         self.scale_name: str = scale
         self.scale: dict[str, Any] = config["scales"][scale]
+        self._run_configs: dict[tuple[str, str, int], RunConfig] = {}
         self._check_references()
 
     @classmethod
@@ -94,7 +100,20 @@ class Experiment:
 
     @cached_property
     def seeds(self) -> list[int]:
-        return _subset(self.scale["seeds"], self.config.get("seeds"))
+        """The scale's seeds, or the `seeds` selection, which may add seeds beyond them."""
+        chosen = self.config.get("seeds")
+        if not chosen:
+            return list(self.scale["seeds"])
+        seeds = []
+        for seed in chosen:
+            try:
+                seed = int(seed)
+            except (TypeError, ValueError):
+                raise ConfigError(f"seeds: {seed!r} is not an integer") from None
+            if seed < 0:
+                raise ConfigError(f"seeds: {seed} must be >= 0")
+            seeds.append(seed)
+        return list(dict.fromkeys(seeds))
 
     @cached_property
     def variant_filter(self) -> list[str]:
@@ -131,15 +150,36 @@ class Experiment:
         """The runs an artifact reads at this scale (`all`: every run of the scale)."""
         if self.artifact(artifact_id)["runs"] == "all":
             return self.runs
-        return [Run(t, v, s) for t, v in self._declared_runs(artifact_id) for s in self.seeds]
+        return [self.run(t, v, s) for t, v in self._declared_runs(artifact_id) for s in self.seeds]
 
     @cached_property
     def runs(self) -> list[Run]:
-        """Every run the scale's artifacts need, in a stable order."""
+        """Every run the scale's artifacts need, in a stable order; refuses an empty grid,
+        naming the selection that emptied it."""
         wanted = self.scale["artifacts"]
         ids = list(self.config["artifacts"]) if wanted == "all" else list(wanted)
         pairs = {pair for a in ids for pair in self._declared_runs(a)}
-        return sorted(Run(t, v, s) for t, v in pairs for s in self.seeds)
+        if not pairs:
+            raise ConfigError(self._empty_grid_reason(ids))
+        return sorted(self.run(t, v, s) for t, v in pairs for s in self.seeds)
+
+    def _empty_grid_reason(self, artifact_ids: list[str]) -> str:
+        declared = {(t, v) for a in artifact_ids if self.artifact(a)["runs"] != "all"
+                    for t, vs in self.artifact(a)["runs"].items() for v in vs}
+        used_tasks = sorted({t for t, _ in declared})
+        where = f"scale {self.scale_name!r}"
+        if self.config.get("tasks"):
+            return (f"tasks: {self.config['tasks']} leaves nothing to build at {where} "
+                    f"(its tasks: {', '.join(self.scale['tasks'])}; its artifacts use: {', '.join(used_tasks)})")
+        if self.config.get("variants"):
+            return (f"variants: {self.config['variants']} leaves nothing to build at {where} "
+                    f"(its artifacts use: {', '.join(sorted({v for _, v in declared}))})")
+        return (f"scales.{self.scale_name}.tasks: {self.scale['tasks']} has no task that the scale's "
+                f"artifacts use ({', '.join(used_tasks)})")
+
+    def run(self, task: str, variant: str, seed: int) -> Run:
+        """The run at (task, variant, seed), identified by the hash of its resolved config."""
+        return Run(task, variant, int(seed), self.run_config(task, variant, seed).hash())
 
     def artifact_variants(self, artifact_id: str) -> list[str]:
         """Variant names in the artifact's declared order (plot order)."""
@@ -170,6 +210,12 @@ class Experiment:
         return merge(out, {"seed": int(seed)})
 
     def run_config(self, task: str, variant: str, seed: int) -> RunConfig:
+        key = (task, variant, int(seed))
+        if key not in self._run_configs:
+            self._run_configs[key] = self._resolve_run(*key)
+        return self._run_configs[key]
+
+    def _resolve_run(self, task: str, variant: str, seed: int) -> RunConfig:
         overrides = self.run_overrides(task, variant, seed)
         try:
             return resolve(overrides)
@@ -178,6 +224,33 @@ class Experiment:
                 f"run {task}/{variant}/seed{seed} (scales.{self.scale_name}.run, "
                 f"task_overrides.{task}, variant_overrides.{variant}): {err}"
             ) from err
+
+    # -- where the artifacts go ------------------------------------------------
+
+    def signature(self) -> dict[str, Any]:
+        """What the scale's artifacts are built from: the identity of every run, the
+        evaluation conditions and stage settings, and which artifacts."""
+        return {
+            "runs": [r.path for r in self.runs],
+            "conditions": self.conditions,
+            "stages": {name: self.stage(name) for name in ("evaluation", "heldout", "rollout")},
+            "artifacts": self.artifact_ids,
+        }
+
+    def selection(self, reference: Experiment) -> str | None:
+        """None when this grid is ``reference``'s full grid at the same scale (its artifacts
+        go to figures/<scale>/); otherwise the name of their own folder,
+        figures/<scale>/<name>/: the `selection` key, or custom-<hash of the signature>,
+        so subsets and overrides never overwrite the full grid's artifacts."""
+        named = self.config.get("selection")
+        if named:
+            if named in self.config["artifacts"]:
+                raise ConfigError(f"selection: {named!r} is an artifact id; choose another folder name")
+            return str(named)
+        if reference.scale_name == self.scale_name and reference.signature() == self.signature():
+            return None
+        text = json.dumps(self.signature(), sort_keys=True)
+        return "custom-" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
     # -- evaluation ----------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wmrobust.config import ConfigError
-from wmrobust.experiment import Experiment, Run
+from wmrobust.experiment import Experiment
 
 
 def job_counts(exp: Experiment, artifacts: list[str]) -> Counter:
@@ -24,7 +24,7 @@ def job_counts(exp: Experiment, artifacts: list[str]) -> Counter:
         {r for a in artifacts if "rollout" in exp.artifact_sources(a) for r in exp.artifact_runs(a)}
     )
     counts = Counter(
-        train=len(set(runs) | {Run(r.task, "baseline", r.seed) for r in rollout}),
+        train=len(set(runs) | {exp.run(r.task, "baseline", r.seed) for r in rollout}),
         evaluate=len({r for a in artifacts if "eval" in exp.artifact_sources(a) for r in exp.artifact_runs(a)}),
         collect=len({(r.task, r.seed) for r in rollout}),
         rollout=len(rollout),
@@ -89,26 +89,25 @@ def format_plan(exp: Experiment, artifacts: list[str], rows: list[dict[str, Any]
 
 
 def run_states(results: Path) -> list[dict[str, Any]]:
-    """Every run directory under ``results/runs`` with its state:
-    finished, diverged, running (its process is alive here), resumable (a
-    checkpoint to continue from), or failed (neither)."""
+    """Every run directory ``runs/<task>/<variant>/seed<k>-<id>`` under ``results`` with its
+    state: finished, diverged, stopped (resumable), running (its process is alive here),
+    resumable (a checkpoint to continue from), failed (neither), or corrupt."""
     rows = []
-    for status_path in sorted((results / "runs").glob("*/*/seed*/status.json")):
-        run_dir = status_path.parent
+    for run_dir in sorted({p.parent for pattern in ("*/*/seed*/status.json", "*/*/seed*/checkpoint")
+                           for p in (results / "runs").glob(pattern)}):
+        task, variant, name = run_dir.relative_to(results / "runs").parts
+        seed, _, rid = name.partition("-")
+        status_path = run_dir / "status.json"
         try:
-            status = json.loads(status_path.read_text())
-        except json.JSONDecodeError:
+            status = json.loads(status_path.read_text()) if status_path.exists() else {"status": "running"}
+        except (json.JSONDecodeError, UnicodeDecodeError):
             status = {"status": "corrupt"}
-        state = status.get("status", "unknown")
+        state = status.get("status", "unknown") if isinstance(status, dict) else "corrupt"
         if state == "running":
             alive = status.get("host") in (None, socket.gethostname()) and _alive(status.get("pid"))
             state = "running" if alive else ("resumable" if (run_dir / "checkpoint").exists() else "failed")
-        task, variant, seed = run_dir.relative_to(results / "runs").parts
-        rows.append({"task": task, "variant": variant, "seed": seed, "state": state, "frames": status.get("frames")})
-    for checkpoint in sorted((results / "runs").glob("*/*/seed*/checkpoint")):
-        if not (checkpoint.parent / "status.json").exists():
-            task, variant, seed = checkpoint.parent.relative_to(results / "runs").parts
-            rows.append({"task": task, "variant": variant, "seed": seed, "state": "resumable", "frames": None})
+        rows.append({"task": task, "variant": variant, "seed": seed, "id": rid or "-", "state": state,
+                     "frames": status.get("frames") if isinstance(status, dict) else None})
     return rows
 
 
@@ -143,7 +142,7 @@ def cli(command: str, argv: list[str]) -> int:
         for r in rows:
             frames = "" if r["frames"] is None else f"{r['frames']} frames"
             run = f"{r['scale']}: {r['task']}/{r['variant']}/{r['seed']}"
-            print(f"{run:<40} {r['state']:<10} {frames}")
+            print(f"{run:<40} {r['id']:<13} {r['state']:<10} {frames}")
         counts = Counter(r["state"] for r in rows)
         print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
         return 0
@@ -159,4 +158,8 @@ def cli(command: str, argv: list[str]) -> int:
         return 2
     rows = estimate(exp, job_counts(exp, artifacts), Path(args.results) / exp.scale_name)
     print(format_plan(exp, artifacts, rows))
+    runs = sorted({r for a in artifacts for r in exp.artifact_runs(a)})
+    print(f"\n{len(runs)} runs (results/{exp.scale_name}/runs/<task>/<variant>/seed<k>-<run id>):")
+    for run in runs:
+        print(f"  {run.path}")
     return 0

@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 
 from wmrobust.config import (
-    ConfigError, RunConfig, config_hash, flatten, load_yaml, merge, resolve, save_yaml, to_dict,
+    ConfigError, RunConfig, config_hash, identity_diff, load_yaml, merge, resolve, save_yaml,
 )
 from wmrobust.io import atomic_path, atomic_write_json, provenance, write_table
 
@@ -161,7 +161,7 @@ class Trainer:
             if count["steps"] < self.prefill_steps or not self.replay.can_sample(t.batch_length):
                 return None
             count["learn_from"] = count["steps"]
-        due = int((count["steps"] - count["learn_from"]) * t.train_ratio / (t.batch_size * t.batch_length)) + 1
+        due = int((count["steps"] - count["learn_from"]) * t.train_ratio / (t.batch_size * t.batch_length)) + 1 + t.pretrain
         while count["updates"] < due:
             self.last_batch = self.replay.sample(t.batch_size, t.batch_length, self.rng)
             metrics = self.agent.update(self.last_batch)
@@ -348,27 +348,48 @@ class Trainer:
 
 
 def check_run_dir(cfg: RunConfig, run_dir: Path) -> str | None:
-    """Write config.yaml, or check the one there matches; returns the status of a
-    finished or diverged run (nothing left to do), else None."""
-    import json
-
+    """Write config.yaml, or check that the one there is this run's (same identity);
+    returns the status of a finished or diverged run (nothing left to do), else None."""
     path = run_dir / "config.yaml"
-    if path.exists():
-        old = load_yaml(path)
-        if config_hash(old) != config_hash(cfg):
-            a, b = flatten(to_dict(old)), flatten(to_dict(cfg))
-            keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-            raise ConfigError(f"{path}: the run directory holds a different config "
-                              f"(differs in {', '.join(keys)}); use another run directory")
-        status_path = run_dir / "status.json"
-        if status_path.exists() and (run_dir / "model.pt").exists():
-            status = json.loads(status_path.read_text()).get("status")
-            if status in ("finished", "diverged"):
-                return status
-    else:
+    if not path.exists():
         run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(cfg, path)
-    return None
+        return None
+    old = load_yaml(path)
+    if config_hash(old) != config_hash(cfg):
+        raise ConfigError(f"{path}: the run directory holds a different config "
+                          f"(differs in {', '.join(identity_diff(old, cfg))}); use another run directory")
+    status_path = run_dir / "status.json"
+    if not status_path.exists():
+        return None
+    status = read_status(status_path)
+    if status.get("status") not in ("finished", "diverged"):
+        return None
+    if status.get("config_hash") != config_hash(cfg):
+        raise ConfigError(f"{status_path}: records run id {status.get('config_hash')!r}, "
+                          f"but config.yaml is run {config_hash(cfg)}; was a file edited or copied?")
+    model = run_dir / "model.pt"
+    try:
+        import torch
+
+        torch.load(model, map_location="cpu", weights_only=True)["agent"]
+    except Exception as err:  # missing, truncated or foreign: many exception types
+        raise CheckpointError(f"{model}: status.json says {status['status']} but the model is unreadable "
+                              f"({type(err).__name__}); delete {run_dir} to train the run again") from None
+    return status["status"]
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    """A run's status.json, or a ConfigError naming it when it is not a JSON object."""
+    import json
+
+    try:
+        status = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err}); delete it to resume the run") from None
+    if not isinstance(status, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return status
 
 
 def train(cfg: RunConfig, run_dir: Path, progress: bool | None = None, *, device: str | None = None,

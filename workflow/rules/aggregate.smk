@@ -5,9 +5,9 @@ rule aggregate:
     input:
         lambda w: source_files(w.artifact, w.source),
     output:
-        "results/{scale}/aggregate/{artifact}/{source}.parquet",
+        f"{AGGREGATE}/{{artifact}}/{{source}}.parquet",
     log:
-        "results/{scale}/logs/aggregate/{artifact}/{source}.log",
+        selection_dir(f"{RESULTS}/logs/aggregate", "{artifact}", "{source}.log"),
     localrule: True
     conda:
         "../../environment.yml"

@@ -14,19 +14,19 @@ for kind, extensions in ARTIFACT_FILES.items():
             **{
                 ext: (
                     report(
-                        f"figures/{{scale}}/{{artifact}}.{ext}",
+                        f"{FIGURES}/{{artifact}}.{ext}",
                         caption="../report/artifact.rst",
                         category="{artifact}",
                     )
                     if ext == extensions[0]
-                    else f"figures/{{scale}}/{{artifact}}.{ext}"
+                    else f"{FIGURES}/{{artifact}}.{ext}"
                 )
                 for ext in extensions
             },
-            caption="figures/{scale}/{artifact}.caption.md",
-            provenance="figures/{scale}/{artifact}.provenance.json",
+            caption=f"{FIGURES}/{{artifact}}.caption.md",
+            provenance=f"{FIGURES}/{{artifact}}.provenance.json",
         log:
-            "results/{scale}/logs/artifacts/{artifact}.log",
+            selection_dir(f"{RESULTS}/logs/artifacts", "{artifact}.log"),
         wildcard_constraints:
             artifact="|".join(artifacts_of_kind(kind)) or "^$",
         localrule: True

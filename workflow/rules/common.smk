@@ -1,9 +1,11 @@
 # Helpers shared by the rules: the experiment grid (from the library, so that
 # `wmrobust plan` sees the same grid), paths and per-job parameters.
 
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
-from wmrobust.config import to_dict
+from wmrobust.config import identity
 from wmrobust.experiment import SOURCES, Experiment
 
 min_version("9.0")
@@ -11,14 +13,28 @@ min_version("9.0")
 
 validate(config, schema="../schemas/config.schema.yaml")
 EXPERIMENT = Experiment(config)
-# Resolve every run now, so a bad override fails before any job starts, naming its key.
-for _run in EXPERIMENT.runs:
-    EXPERIMENT.run_config(_run.task, _run.variant, _run.seed)
+# Resolving the grid resolves every run's config, so a bad override fails before
+# any job starts, naming its key.
+EXPERIMENT.runs
 
 # Each scale keeps its own results/<scale>/ and figures/<scale>/, so switching
-# scale never overwrites (or silently reuses) another scale's runs.
+# scale never overwrites (or silently reuses) another scale's runs. A grid other
+# than the full one config/config.yaml defines (subsets, overrides) builds its
+# artifacts in a folder of its own: figures/<scale>/<selection>/.
 RESULTS = f"results/{EXPERIMENT.scale_name}"
-FIGURES = f"figures/{EXPERIMENT.scale_name}"
+REFERENCE = Experiment.from_file(
+    Path(workflow.basedir) / "config" / "config.yaml", scale=EXPERIMENT.scale_name
+)
+SELECTION = EXPERIMENT.selection(REFERENCE)
+
+
+def selection_dir(root, *parts):
+    """``root/parts``, or ``root/<selection>/parts`` for a grid other than the full one."""
+    return str(Path(root, *([SELECTION] if SELECTION else []), *parts))
+
+
+FIGURES = selection_dir(f"figures/{EXPERIMENT.scale_name}")
+AGGREGATE = selection_dir(f"{RESULTS}/aggregate")
 ARTIFACT_FILES = {
     "figure": ("png", "pdf", "csv"),
     "table": ("csv", "md", "tex"),
@@ -31,6 +47,7 @@ wildcard_constraints:
     task="[a-z]+_[a-z_]+",
     variant="[A-Za-z0-9_.+-]+",
     seed=r"\d+",
+    rid="[0-9a-f]{12}",
     source="|".join(SOURCES),
     artifact="|".join(config["artifacts"]) or "^$",
 
@@ -42,10 +59,27 @@ def run_files(run):
     }
 
 
-def run_config(wildcards):
-    """The resolved run config of a train job, as a plain dict (its hash names the run)."""
-    cfg = EXPERIMENT.run_config(wildcards.task, wildcards.variant, int(wildcards.seed))
-    return to_dict(cfg)
+def grid_run(wildcards):
+    """The run of the grid at a job's task/variant/seed; refuses a path whose id is not its."""
+    run = EXPERIMENT.run(wildcards.task, wildcards.variant, int(wildcards.seed))
+    if run.rid != wildcards.rid:
+        raise ValueError(
+            f"run {wildcards.task}/{wildcards.variant}/seed{wildcards.seed}-{wildcards.rid}: "
+            f"the config gives this run the id {run.rid}; ask for a target of the current grid"
+        )
+    return run
+
+
+def run_identity(wildcards):
+    """A train job's hyperparameters: its run's identity (config minus NOT_IDENTITY)."""
+    run = grid_run(wildcards)
+    return identity(EXPERIMENT.run_config(run.task, run.variant, run.seed))
+
+
+def heldout_file(wildcards):
+    """Held-out episodes of the baseline run with the rollout job's task and seed."""
+    baseline = EXPERIMENT.run(wildcards.task, "baseline", int(wildcards.seed))
+    return f"{RESULTS}/heldout/{baseline.task}/seed{baseline.seed}-{baseline.rid}.npz"
 
 
 def episode_seeds(stage):
@@ -74,14 +108,14 @@ def source_files(artifact, source):
 
 def aggregate_runs(wildcards):
     return [
-        {"task": r.task, "variant": r.variant, "seed": r.seed}
+        {"task": r.task, "variant": r.variant, "seed": r.seed, "rid": r.rid}
         for r in EXPERIMENT.artifact_runs(wildcards.artifact)
     ]
 
 
 def artifact_inputs(wildcards):
     return {
-        source: f"{RESULTS}/aggregate/{wildcards.artifact}/{source}.parquet"
+        source: f"{AGGREGATE}/{wildcards.artifact}/{source}.parquet"
         for source in EXPERIMENT.artifact_sources(wildcards.artifact)
     }
 

@@ -3,14 +3,14 @@
 
 rule evaluate:
     input:
-        model="results/{scale}/runs/{task}/{variant}/seed{seed}/model.pt",
-        status="results/{scale}/runs/{task}/{variant}/seed{seed}/status.json",
+        model="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt",
+        status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
     output:
-        "results/{scale}/eval/{task}/{variant}/seed{seed}.parquet",
+        "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}.parquet",
     log:
-        "results/{scale}/logs/evaluate/{task}/{variant}/seed{seed}.log",
+        "results/{scale}/logs/evaluate/{task}/{variant}/seed{seed}-{rid}.log",
     benchmark:
-        "results/{scale}/benchmarks/evaluate/{task}/{variant}/seed{seed}.tsv"
+        "results/{scale}/benchmarks/evaluate/{task}/{variant}/seed{seed}-{rid}.tsv"
     conda:
         "../../environment.yml"
     threads: resource("evaluate", "threads", 1)
@@ -25,17 +25,18 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-# Held-out episodes of the baseline's final policy, shared by every variant.
+# Held-out episodes of the baseline's final policy, shared by every variant
+# (named by the baseline run's id).
 rule collect:
     input:
-        model="results/{scale}/runs/{task}/baseline/seed{seed}/model.pt",
-        status="results/{scale}/runs/{task}/baseline/seed{seed}/status.json",
+        model="results/{scale}/runs/{task}/baseline/seed{seed}-{rid}/model.pt",
+        status="results/{scale}/runs/{task}/baseline/seed{seed}-{rid}/status.json",
     output:
-        "results/{scale}/heldout/{task}/seed{seed}.npz",
+        "results/{scale}/heldout/{task}/seed{seed}-{rid}.npz",
     log:
-        "results/{scale}/logs/collect/{task}/seed{seed}.log",
+        "results/{scale}/logs/collect/{task}/seed{seed}-{rid}.log",
     benchmark:
-        "results/{scale}/benchmarks/collect/{task}/seed{seed}.tsv"
+        "results/{scale}/benchmarks/collect/{task}/seed{seed}-{rid}.tsv"
     conda:
         "../../environment.yml"
     threads: resource("collect", "threads", 1)
@@ -51,16 +52,16 @@ rule collect:
 
 rule rollout:
     input:
-        model="results/{scale}/runs/{task}/{variant}/seed{seed}/model.pt",
-        status="results/{scale}/runs/{task}/{variant}/seed{seed}/status.json",
-        heldout="results/{scale}/heldout/{task}/seed{seed}.npz",
+        model="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt",
+        status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
+        heldout=heldout_file,
     output:
-        errors="results/{scale}/rollout/{task}/{variant}/seed{seed}.parquet",
-        jacobian="results/{scale}/rollout/{task}/{variant}/seed{seed}.jacobian.parquet",
+        errors="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}.parquet",
+        jacobian="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}.jacobian.parquet",
     log:
-        "results/{scale}/logs/rollout/{task}/{variant}/seed{seed}.log",
+        "results/{scale}/logs/rollout/{task}/{variant}/seed{seed}-{rid}.log",
     benchmark:
-        "results/{scale}/benchmarks/rollout/{task}/{variant}/seed{seed}.tsv"
+        "results/{scale}/benchmarks/rollout/{task}/{variant}/seed{seed}-{rid}.tsv"
     conda:
         "../../environment.yml"
     threads: resource("rollout", "threads", 1)

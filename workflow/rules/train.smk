@@ -1,17 +1,19 @@
-# Training. The rule declares only a run's final files: Snakemake deletes
+# Training. A run's directory ends in its id (the hash of its config minus the
+# fields that cannot change results), so a changed config trains a new run beside
+# the old one. The rule declares only a run's final files: Snakemake deletes
 # declared outputs before a retry, and the resume state in checkpoint/ must
 # survive it (ARCHITECTURE: preemption-safe training).
 
 
 rule train:
     output:
-        model="results/{scale}/runs/{task}/{variant}/seed{seed}/model.pt",
-        metrics="results/{scale}/runs/{task}/{variant}/seed{seed}/metrics.parquet",
-        status="results/{scale}/runs/{task}/{variant}/seed{seed}/status.json",
+        model="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt",
+        metrics="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/metrics.parquet",
+        status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
     log:
-        "results/{scale}/logs/train/{task}/{variant}/seed{seed}.log",
+        "results/{scale}/logs/train/{task}/{variant}/seed{seed}-{rid}.log",
     benchmark:
-        "results/{scale}/benchmarks/train/{task}/{variant}/seed{seed}.tsv"
+        "results/{scale}/benchmarks/train/{task}/{variant}/seed{seed}-{rid}.tsv"
     conda:
         "../../environment.yml"
     threads: resource("train", "threads", 1)
@@ -20,7 +22,7 @@ rule train:
         runtime=resource("train", "runtime", 60),
         gpu=resource("train", "gpu", 0),
     params:
-        run=run_config,
+        run=run_identity,
     script:
         "../scripts/train.py"
 
