@@ -152,3 +152,14 @@ def test_collect_diverged_with_nan_weights_falls_back_to_random(pixel_run, copy_
         collect(run_dir, tmp_path / "heldout.npz", episode_seeds=SEEDS)
     data = _check_layout(tmp_path / "heldout.npz", "image", (64, 64, 3), len(SEEDS), 11)
     assert str(data["policy"]) == "random" and np.abs(data["action"][:, 1:]).max() > 0
+
+
+def test_config_edited_after_training_is_refused(tiny_run, copy_run, tmp_path, capsys):
+    run_dir = copy_run(tiny_run)
+    config = run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("seed: 0", "seed: 4"))
+    args = ["--run-dir", str(run_dir), "--out", str(tmp_path / "out.parquet"), "--episodes", "1",
+            "--episode-frames", "20", "--variant", "b", "--conditions", "clean"]
+    assert cli("evaluate", args) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: its run id" in err and "was config.yaml edited?" in err and err.count("\n") == 1

@@ -177,3 +177,29 @@ def test_sigterm_saves_checkpoint_and_exits_143(tmp_path):
     assert exit_info.value.code == 143
     assert (tmp_path / "run" / "checkpoint" / "state.pt").exists()
     assert train(tiny(), tmp_path / "run", progress=False, _env_fn=SignallingEnv) == "finished"
+
+
+def test_changes_outside_the_identity_keep_the_finished_run(tmp_path):
+    cfg = tiny()
+    assert train(cfg, tmp_path, progress=False, _env_fn=FakeEnv) == "finished"
+    model = (tmp_path / "model.pt").read_bytes()
+    faster = resolve({**cfg.to_dict(), "train": {**cfg.to_dict()["train"], "threads": 2, "log_every_frames": 40}})
+    assert faster.hash() == cfg.hash()
+    assert train(faster, tmp_path, progress=False, _env_fn=FakeEnv) == "finished"
+    assert (tmp_path / "model.pt").read_bytes() == model
+
+
+def test_finished_run_is_checked_before_it_counts_as_finished(tmp_path):
+    cfg = tiny()
+    assert train(cfg, tmp_path, progress=False, _env_fn=FakeEnv) == "finished"
+    # config.yaml edited to another seed, and train asked for that seed: status.json is seed 0's.
+    other = resolve({**cfg.to_dict(), "seed": 1})
+    (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace("seed: 0", "seed: 1"))
+    with pytest.raises(ConfigError, match="status.json: records run id"):
+        train(other, tmp_path, progress=False, _env_fn=FakeEnv)
+    (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace("seed: 1", "seed: 0"))
+    model = tmp_path / "model.pt"
+    model.write_bytes(model.read_bytes()[:100])  # truncated
+    with pytest.raises(CheckpointError, match="model.pt: status.json says finished but the model is unreadable"):
+        train(cfg, tmp_path, progress=False, _env_fn=FakeEnv)
+    assert (tmp_path / "metrics.parquet").exists()  # nothing was deleted
