@@ -1,4 +1,4 @@
-"""Evaluation throughput: episodes per second for every PROTOCOL section 5 condition
+"""Evaluation throughput: episodes per second for every docs/protocol.md section 5 condition
 (clean + 22 family/levels) of one pixel checkpoint, 1 vs 2 env worker processes, fast
 rendering. Prints a Markdown table. (The policy runs on one torch thread: see
 `wmrobust.evaluate.run_episodes`.)

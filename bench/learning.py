@@ -1,13 +1,17 @@
-"""Evidence that the agent learns on CPU: proprioceptive walker_walk at size `small`.
+"""Evidence that the agent learns on CPU: proprioceptive walker_walk, several seeds.
 
-Trains one run with `wmrobust.train.train` and prints the evaluation
-curve (policy mode, fresh eval seeds) next to the return of uniform random actions.
-100k frames take about an hour on one core.
+Trains one run per seed with `wmrobust.train.train` (each in its own process, ``--jobs`` at
+a time, one torch thread each by default) and prints, per seed, the evaluation return
+(policy mode, ``--eval-episodes`` fresh episodes every ``--eval-every`` frames) with the
+CPU-minutes the run took, beside the published DreamerV3 per-seed returns from vector
+observations at the same frames (bench/data/published_walker_curves.csv) and the return of
+uniform random actions.
 
-    python bench/learning.py [--frames 100000] [--train-ratio 64] [--seed 0] [--run-dir /tmp/wmrobust-learning]
-                             [--task cartpole_swingup] [--preset dreamerv3] [--set agent.actor_entropy=1e-3]
+    python bench/learning.py                                  # 3 seeds, 100k frames, 2 at a time
+    python bench/learning.py --seeds 0 --frames 50000 --train-ratio 128 --batch 16x64
+    python bench/learning.py --set agent.imag_starts=256 --set agent.actor_lr=2e-4
 
-While it runs, the curve so far is in <run-dir>/metrics.parquet (rewritten every 5k frames).
+While it runs, each seed's curve so far is in <run-root>/seed<k>/metrics.parquet.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +29,8 @@ import pandas as pd
 from wmrobust.config import merge, resolve
 from wmrobust.envs import EnvConfig, make_env
 from wmrobust.train import parse_sets, train
+
+PUBLISHED = Path(__file__).with_name("data") / "published_walker_curves.csv"
 
 
 def random_return(task: str, episodes: int = 5) -> float:
@@ -40,47 +48,78 @@ def random_return(task: str, episodes: int = 5) -> float:
     return float(np.mean(returns))
 
 
+def published(task: str, obs: str = "vector", agent: str = "dreamerv3") -> pd.DataFrame:
+    """Published per-seed returns: rows frames, columns seeds."""
+    df = pd.read_csv(PUBLISHED, comment="#")
+    df = df[(df.agent == agent) & (df.obs == obs) & (df.task == task)]
+    return df.pivot(index="frames", columns="seed", values="return")
+
+
+def run_seed(overrides: dict, run_dir: Path) -> tuple[str, float, float]:
+    """Train one run; returns (status, CPU minutes, wall minutes)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cpu, wall = time.process_time(), time.time()
+    status = train(resolve(overrides), run_dir, progress=False)
+    return status, (time.process_time() - cpu) / 60, (time.time() - wall) / 60
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="walker_walk")
     parser.add_argument("--size", default="small")
     parser.add_argument("--preset", default="dreamerv2", choices=["dreamerv2", "dreamerv3"])
     parser.add_argument("--frames", type=int, default=100_000)
-    parser.add_argument("--train-ratio", type=float, default=64.0,
-                        help="replayed steps per agent step (16x32 batches: 64 = one update every 8 steps)")
-    parser.add_argument("--run-dir", type=Path, default=Path("/tmp/wmrobust-learning"))
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-ratio", type=float, default=256.0, help="replayed steps per agent step")
+    parser.add_argument("--batch", default="16x64", help="replay batch, sequences x steps")
+    parser.add_argument("--imag-starts", type=int, default=256,
+                        help="posterior states that start imagination (0: all, as the references)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once (one process each)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--eval-every", type=int, default=10_000, help="env frames between evaluations")
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--run-root", type=Path, default=Path("/tmp/wmrobust-learning"))
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="extra config override, e.g. agent.actor_entropy=1e-3 (repeatable)")
     args = parser.parse_args()
+    batch_size, batch_length = (int(x) for x in args.batch.split("x"))
 
-    cfg = resolve(merge({
+    base = merge({
         "env": {"task": args.task, "obs": "vector"},
-        "agent": {"preset": args.preset, "size": args.size},
-        "train": {"frames": args.frames, "prefill_frames": 5_000, "batch_size": 16, "batch_length": 32,
-                  "train_ratio": args.train_ratio, "eval_every_frames": 5_000, "eval_episodes": 2,
+        "agent": {"preset": args.preset, "size": args.size, "imag_starts": args.imag_starts},
+        "train": {"frames": args.frames, "prefill_frames": 5_000, "batch_size": batch_size,
+                  "batch_length": batch_length, "train_ratio": args.train_ratio,
+                  "eval_every_frames": args.eval_every, "eval_episodes": args.eval_episodes,
                   "log_every_frames": 5_000, "device": "cpu", "threads": args.threads},
-        "seed": args.seed,
-    }, parse_sets(args.sets)))
-    shutil.rmtree(args.run_dir, ignore_errors=True)
-    start = time.time()
-    status = train(cfg, args.run_dir, progress=False)
-    minutes = (time.time() - start) / 60
-    df = pd.read_parquet(args.run_dir / "metrics.parquet")
-    curve = df[df.split == "eval"].groupby("frames")["return"].mean()
-    # (not named `train`: that would shadow the imported function for all of main())
-    episodes = df[df.split == "train"]
-    train_curve = episodes.groupby((episodes.frames - 1) // 5_000 * 5_000 + 5_000)["return"].mean()
-    updates = df[df.split == "update"]
+    }, parse_sets(args.sets))
+    resolve(base)  # a bad override fails now, not in a worker
+    runs = {seed: args.run_root / f"seed{seed}" for seed in args.seeds}
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = {seed: pool.submit(run_seed, merge(base, {"seed": seed}), path) for seed, path in runs.items()}
+        results = {seed: future.result() for seed, future in futures.items()}
 
-    print(f"## Learning: {args.task} (vector obs), {args.preset} preset, size {args.size}, seed {args.seed}\n")
-    print(f"status {status}; {args.frames} frames in {minutes:.1f} min; "
-          f"{int(updates['updates'].max())} updates; random policy return {random_return(args.task):.1f}\n")
-    print("| frames | eval return (mean of 2) | train return (episodes ending in the preceding 5k frames) |")
-    print("|---:|---:|---:|")
-    for frames, value in curve.items():
-        print(f"| {frames} | {value:.1f} | {train_curve.get(frames, float('nan')):.1f} |")
+    curves = {}
+    for seed, path in runs.items():
+        df = pd.read_parquet(path / "metrics.parquet")
+        curves[seed] = df[df.split == "eval"].groupby("frames")["return"].mean()
+    table = pd.DataFrame(curves)
+    reference = published(args.task)
+
+    print(f"## Learning: {args.task} (vector obs), {args.preset} preset, size {args.size}, batch {args.batch}, "
+          f"train ratio {args.train_ratio:g}, imag_starts {args.imag_starts}, {' '.join(args.sets) or 'no overrides'}\n")
+    print(f"random policy return {random_return(args.task):.1f}; eval: mean of {args.eval_episodes} episodes, "
+          f"policy mode; published: DreamerV3 from vectors (train ratio 512, ~16M-parameter world model)\n")
+    print("| frames | " + " | ".join(f"seed {s}" for s in table.columns) + " | published V3 seeds |")
+    print("|---:|" + "---:|" * len(table.columns) + "---|")
+    for frames, row in table.iterrows():
+        ref = reference.loc[frames].round(0).astype(int).tolist() if frames in reference.index else []
+        print(f"| {frames} | " + " | ".join(f"{v:.0f}" for v in row) + f" | {' / '.join(map(str, ref))} |")
+    print("\n| seed | status | CPU min | wall min | return at 50k | return at end |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for seed, (status, cpu, wall) in results.items():
+        curve = curves[seed]
+        at50 = curve.get(50_000, float("nan"))
+        print(f"| {seed} | {status} | {cpu:.1f} | {wall:.1f} | {at50:.0f} | {curve.iloc[-1]:.0f} |")
 
 
 if __name__ == "__main__":

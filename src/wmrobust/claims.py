@@ -1,4 +1,4 @@
-"""Claims C1-C4 of PROTOCOL section 1, computed from the aggregated tables.
+"""Claims C1-C4 of docs/protocol.md section 1, computed from the aggregated tables.
 
 Every effect is a difference ``a - b`` between two variants of one task, taken
 over seeds: per-seed values first (mean over episodes / conditions), then the
@@ -20,7 +20,7 @@ import pandas as pd
 
 from wmrobust import stats
 
-# The zero-drift level the paper's captions use per domain (PROTOCOL section 3).
+# The zero-drift level the paper's captions use per domain (docs/protocol.md section 3).
 PAPER_ZERO_DRIFT = {"walker": "zd5", "quadruped": "zd01"}
 ZERO_DRIFT_VARIANTS = ("zd01", "zd1", "zd5")
 ROLLOUT_HORIZON = 50

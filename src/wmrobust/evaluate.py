@@ -141,7 +141,7 @@ def finite_weights(agent) -> bool:
 
 
 def protocol_conditions(obs: str = "pixels") -> list[str]:
-    """PROTOCOL section 5: clean, then every family at every level (image-only families
+    """docs/protocol.md section 5: clean, then every family at every level (image-only families
     dropped for vector observations)."""
     image_only = ("rotation", "mask")
     return ["clean"] + [
@@ -402,7 +402,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     if command == "evaluate":
         parser.add_argument("--variant", required=True, help="variant name (the identity column)")
         parser.add_argument("--conditions", nargs="+", metavar="SPEC",
-                            help="e.g. clean noise=0.1 mass=1.5 (default: every PROTOCOL section 5 condition)")
+                            help="e.g. clean noise=0.1 mass=1.5 (default: every docs/protocol.md section 5 condition)")
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--episodes", type=int, default=10,
                        help=f"episodes per condition, seeds {EVALUATION_SEED_BASE} + k (default 10)")

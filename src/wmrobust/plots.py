@@ -776,7 +776,7 @@ def hyperparameter_table(runs: pd.DataFrame, spec: Spec) -> pd.DataFrame:
 def claims_report(table: pd.DataFrame, spec: Spec) -> str:
     """Body of claims.md: the decision rule, then per claim its statement and one line per effect."""
     lines = [
-        "Decision rule (PROTOCOL section 1): the effect's 95% percentile bootstrap interval over seeds "
+        "Decision rule (docs/protocol.md section 1): the effect's 95% percentile bootstrap interval over seeds "
         f"({spec.n_resamples} resamples) entirely on the claimed side of 0 means **supported**, entirely on "
         "the other side **contradicted**, otherwise **inconclusive**; fewer than "
         f"{stats.MIN_SEEDS} seeds on a side is inconclusive. Effects are `a - b` over seeds, paired by seed "

@@ -1,4 +1,4 @@
-"""`wmrobust preview`: one picture of every perturbation family at every PROTOCOL level.
+"""`wmrobust preview`: one picture of every perturbation family at every docs/protocol.md section 5 level.
 
 Rows are families, columns the clean frame and the levels. Every cell shows the frame
 after the same fixed action sequence from the same seed. Observation rows perturb

@@ -11,7 +11,7 @@
 # %% [markdown]
 # # Claims C1-C4
 #
-# Builds `claims`: every effect of PROTOCOL section 1 per task, with its 95%
+# Builds `claims`: every effect of docs/protocol.md section 1 per task, with its 95%
 # bootstrap interval over seeds, seeds per side, the probability that a seed
 # lies on the claimed side, and the verdict of the decision rule (supported /
 # contradicted / inconclusive); comparisons whose variants or tables are

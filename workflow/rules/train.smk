@@ -2,7 +2,7 @@
 # fields that cannot change results), so a changed config trains a new run beside
 # the old one. The rule declares only a run's final files: Snakemake deletes
 # declared outputs before a retry, and the resume state in checkpoint/ must
-# survive it (ARCHITECTURE: preemption-safe training).
+# survive it (docs/architecture.md: run directories).
 
 
 rule train:

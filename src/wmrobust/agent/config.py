@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 @dataclass(frozen=True)
 class LatentErrorConfig:
-    """The latent representation error process of PROTOCOL section 3."""
+    """The latent representation error process of docs/protocol.md section 3."""
 
     kind: Literal["none", "zero_drift", "nonzero_drift"] = "none"
     """none; zero_drift (mu = 0, fixed sigma2); nonzero_drift (mu, sigma2 drawn uniformly)."""
@@ -33,7 +33,7 @@ class LatentErrorConfig:
 
 @dataclass(frozen=True)
 class JacobianConfig:
-    """Jacobian regularization of the latent transition (PROTOCOL section 4)."""
+    """Jacobian regularization of the latent transition (docs/protocol.md section 4)."""
 
     weight: float = 0.0
     """lambda: weight of E||df/ds||_F^2 in the world-model loss (0 disables it)."""

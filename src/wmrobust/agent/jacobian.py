@@ -1,4 +1,4 @@
-"""Jacobian norms of a batched map f: R^n -> R^m applied row-wise (PROTOCOL section 4).
+"""Jacobian norms of a batched map f: R^n -> R^m applied row-wise (docs/protocol.md section 4).
 
 f is applied independently to each of N states, so the Jacobian of the whole batch is
 block diagonal and one vector-Jacobian product with an (N, m) cotangent gives every

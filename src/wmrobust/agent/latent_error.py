@@ -1,4 +1,4 @@
-"""Latent representation error processes (PROTOCOL section 3).
+"""Latent representation error processes (docs/protocol.md section 3).
 
 ``z~ = z + mu + sigma * xi`` with ``xi ~ N(0, I)``:
 - ``none``: z~ = z.

@@ -50,7 +50,7 @@ FAMILIES: dict[str, Family] = {
     "latent": Family("latent", "test-time zero-drift latent error variance sigma2", 0.0, math.inf, True, False),
 }
 
-# PROTOCOL.md section 5: the levels every run is evaluated at.
+# docs/protocol.md section 5: the levels every run is evaluated at.
 LEVELS: dict[str, tuple[float, ...]] = {
     "noise": (0.05, 0.1, 0.2, 0.3),
     "rotation": (5.0, 10.0, 20.0, 30.0),
