@@ -28,21 +28,25 @@ import time
 REFERENCE_S_SECONDS = 12.2  # a popular PyTorch port at size S, same batch and imagination, this machine
 
 
-def matmul_gflops(threads: int, dtype: str, m: int, k: int, n: int, repeats: int = 10) -> float:
+def matmul_gflops(threads: int, dtype: str, m: int, k: int, n: int, device: str = "cpu", repeats: int = 10) -> float:
     """GFLOP/s of an (m, k) @ (k, n) matmul."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(m, k).to(getattr(torch, dtype)), torch.randn(k, n).to(getattr(torch, dtype))
+    a = torch.randn(m, k, device=device).to(getattr(torch, dtype))
+    b = torch.randn(k, n, device=device).to(getattr(torch, dtype))
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     a @ b
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    sync()
     return 2 * m * k * n * repeats / (time.perf_counter() - start) / 1e9
 
 
 def measure(preset: str, size: str, jacobian: str, precision: str, batch: int, length: int, repeats: int,
-            threads: int) -> dict:
+            threads: int, device: str = "cpu") -> dict:
     import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -57,7 +61,8 @@ def measure(preset: str, size: str, jacobian: str, precision: str, batch: int, l
     jac = {"weight": 0.0} if jacobian == "none" else {"weight": 0.01, "estimator": jacobian, "probes": 1}
     cfg = resolve({"agent": {"preset": preset, "size": size, "jacobian": jac, "imag_horizon": 15}}).agent
     act_dim = 6
-    agent = Agent({"image": ((64, 64, 3), np.uint8)}, act_dim, cfg, "cpu", precision)
+    agent = Agent({"image": ((64, 64, 3), np.uint8)}, act_dim, cfg, device, precision)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     rng = np.random.default_rng(0)
     data = {"image": rng.integers(0, 256, (batch, length, 64, 64, 3), dtype=np.uint8),
             "action": rng.uniform(-1, 1, (batch, length, act_dim)).astype(np.float32),
@@ -69,9 +74,11 @@ def measure(preset: str, size: str, jacobian: str, precision: str, batch: int, l
     with FlopCounterMode(display=False) as counter:
         agent.update(data)
     flops = counter.get_total_flops()
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         agent.update(data)
+    sync()
     seconds = (time.perf_counter() - start) / repeats
 
     def count(module):
@@ -92,6 +99,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=0, help="timed updates (0: 10 for tiny/small, 3 for S)")
     parser.add_argument("--precisions", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--jacobians", nargs="+", default=None, choices=["none", "projection", "exact"],
+                        help="Jacobian estimators to measure (default: none, projection, and exact at tiny/small)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one JSON-encoded configuration
     args = parser.parse_args()
 
@@ -99,16 +109,17 @@ def main() -> None:
         print(json.dumps(measure(**json.loads(args.one))))
         return
     dtypes = list(dict.fromkeys(["float32", *args.precisions]))
-    peak = {dtype: matmul_gflops(args.threads, dtype, 4096, 4096, 4096) for dtype in dtypes}
+    peak = {dtype: matmul_gflops(args.threads, dtype, 4096, 4096, 4096, args.device) for dtype in dtypes}
     # A typical matmul of the update at S: 1,024 imagined states through a 1,536 -> 1,536 layer.
-    typical = {dtype: matmul_gflops(args.threads, dtype, 1024, 1536, 1536) for dtype in dtypes}
+    typical = {dtype: matmul_gflops(args.threads, dtype, 1024, 1536, 1536, args.device) for dtype in dtypes}
     rows = []
     for size in args.sizes:
         repeats = args.repeats or (10 if size in ("tiny", "small") else 3)
         for precision in args.precisions:
-            for jacobian in ["none", "projection"] + (["exact"] if size in ("tiny", "small") else []):
+            jacobians = args.jacobians or ["none", "projection"] + (["exact"] if size in ("tiny", "small") else [])
+            for jacobian in jacobians:
                 one = dict(preset=args.preset, size=size, jacobian=jacobian, precision=precision, batch=args.batch,
-                           length=args.length, repeats=repeats, threads=args.threads)
+                           length=args.length, repeats=repeats, threads=args.threads, device=args.device)
                 out = subprocess.run([sys.executable, __file__, "--one", json.dumps(one)], capture_output=True,
                                      text=True, check=True)
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -116,7 +127,7 @@ def main() -> None:
 
     load = os.getloadavg()[0]
     print(f"## Learner cost per update ({args.preset}, batch {args.batch}x{args.length}, 64x64 pixels, "
-          f"imagination 15 steps from all B*T states, {args.threads} threads, load average {load:.1f})\n")
+          f"imagination 15 steps from all B*T states, {args.device}, {args.threads} threads, load average {load:.1f})\n")
     print("Matmul GFLOP/s here, 4096^3 (the peak) / 1024x1536x1536 (a typical matmul of the update): "
           + ", ".join(f"{d} {peak[d]:.0f} / {typical[d]:.0f}" for d in dtypes)
           + f". Speed-up: against {REFERENCE_S_SECONDS} s/update of a popular PyTorch port at S.\n")
@@ -125,7 +136,7 @@ def main() -> None:
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = {(r["size"], r["precision"]): r["seconds"] for r in rows if r["jacobian"] == "none"}
     for r in rows:
-        overhead = r["seconds"] / base[r["size"], r["precision"]] - 1
+        overhead = r["seconds"] / base.get((r["size"], r["precision"]), r["seconds"]) - 1
         speedup = f"{REFERENCE_S_SECONDS / r['seconds']:.2f}x" if r["size"] == "S" else ""
         print(f"| {r['size']} | {r['precision']} | {r['jacobian']} | {r['seconds']:.3f} | {overhead:+.0%} | {speedup} "
               f"| {r['tflop']:.3f} | {r['gflops']:.1f} | {r['gflops'] / peak['float32']:.0%} "

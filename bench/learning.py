@@ -1,4 +1,4 @@
-"""Evidence that the agent learns on CPU: proprioceptive walker_walk, several seeds.
+"""Evidence that the agent learns: walker_walk (proprioceptive by default), several seeds.
 
 Trains one run per seed with `wmrobust.train.train` (each in its own process, ``--jobs`` at
 a time, one torch thread each by default) and prints, per seed, the evaluation return
@@ -66,6 +66,8 @@ def run_seed(overrides: dict, run_dir: Path) -> tuple[str, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="walker_walk")
+    parser.add_argument("--obs", default="vector", choices=["vector", "pixels"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--size", default="small")
     parser.add_argument("--preset", default="dreamerv2", choices=["dreamerv2", "dreamerv3"])
     parser.add_argument("--frames", type=int, default=100_000)
@@ -85,12 +87,12 @@ def main() -> None:
     batch_size, batch_length = (int(x) for x in args.batch.split("x"))
 
     base = merge({
-        "env": {"task": args.task, "obs": "vector"},
+        "env": {"task": args.task, "obs": args.obs},
         "agent": {"preset": args.preset, "size": args.size, "imag_starts": args.imag_starts},
         "train": {"frames": args.frames, "prefill_frames": 5_000, "batch_size": batch_size,
                   "batch_length": batch_length, "train_ratio": args.train_ratio,
                   "eval_every_frames": args.eval_every, "eval_episodes": args.eval_episodes,
-                  "log_every_frames": 5_000, "device": "cpu", "threads": args.threads},
+                  "log_every_frames": 5_000, "device": args.device, "threads": args.threads},
     }, parse_sets(args.sets))
     resolve(base)  # a bad override fails now, not in a worker
     runs = {seed: args.run_root / f"seed{seed}" for seed in args.seeds}
@@ -103,12 +105,12 @@ def main() -> None:
         df = pd.read_parquet(path / "metrics.parquet")
         curves[seed] = df[df.split == "eval"].groupby("frames")["return"].mean()
     table = pd.DataFrame(curves)
-    reference = published(args.task)
+    reference = published(args.task, args.obs)
 
-    print(f"## Learning: {args.task} (vector obs), {args.preset} preset, size {args.size}, batch {args.batch}, "
+    print(f"## Learning: {args.task} ({args.obs}, {args.device}), {args.preset} preset, size {args.size}, batch {args.batch}, "
           f"train ratio {args.train_ratio:g}, imag_starts {args.imag_starts}, {' '.join(args.sets) or 'no overrides'}\n")
     print(f"random policy return {random_return(args.task):.1f}; eval: mean of {args.eval_episodes} episodes, "
-          f"policy mode; published: DreamerV3 from vectors (train ratio 512, ~16M-parameter world model)\n")
+          f"policy mode; published: DreamerV3 from {args.obs} (train ratio 512, ~16M-parameter world model)\n")
     print("| frames | " + " | ".join(f"seed {s}" for s in table.columns) + " | published V3 seeds |")
     print("|---:|" + "---:|" * len(table.columns) + "---|")
     for frames, row in table.iterrows():
