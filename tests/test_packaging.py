@@ -30,12 +30,14 @@ def test_environment_yml_matches_pyproject():
     assert python.removeprefix("python") == project["requires-python"]
 
 
-def test_readme_test_command_is_what_ci_runs():
+def test_ci_runs_the_readme_main_job_then_its_test_command():
     readme = (REPO / "README.md").read_text()
     ci = (REPO / ".ci" / "run").read_text()
-    test_command = re.search(r"```bash\n(bash \.ci/setup && .*pytest.*)\n```", readme).group(1)
-    assert test_command.split("&& ", 1)[1] in ci
+    main, tests = (re.search(r"```bash\n(bash \.ci/setup && .*" + what + r".*)\n```", readme).group(1)
+                   for what in ("snakemake", "pytest"))
     assert "bash .ci/setup" in ci
+    main_at, tests_at = ci.index(main.split("&& ", 1)[1]), ci.index(tests.split("&& ", 1)[1])
+    assert main_at < tests_at, "the tests run after the main job, in the same clone"
 
 
 def test_readme_commands_run_in_the_set_up_environment():
