@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -158,12 +160,23 @@ def commit_warning(merged: dict[str, Any], artifact: str) -> str | None:
     return msg
 
 
-def _seeds_text(info: Mapping[str, Any]) -> str:
+def plural(n: Any, word: str, many: str | None = None) -> str:
+    """'1 seed', '3 seeds' (``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def _seed_list(info: Mapping[str, Any]) -> list | None:
     seeds = info.get("seeds")
     if seeds is None:
+        return None
+    return list(seeds) if not isinstance(seeds, int) else list(range(seeds))
+
+
+def _seeds_text(info: Mapping[str, Any]) -> str:
+    seeds = _seed_list(info)
+    if seeds is None:
         return ""
-    seeds = list(seeds) if not isinstance(seeds, int) else list(range(seeds))
-    return f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
+    return f"{plural(len(seeds), 'seed')} ({', '.join(map(str, seeds))})"
 
 
 def scale_text(spec: Spec) -> str:
@@ -174,7 +187,12 @@ def scale_text(spec: Spec) -> str:
     if _seeds_text(info):
         parts.append(_seeds_text(info))
     if info.get("eval_episodes") is not None:
-        parts.append(f"{info['eval_episodes']} evaluation episodes per condition")
+        episode = plural(int(info["eval_episodes"]), "evaluation episode")
+        if info.get("episode_frames") is not None:
+            episode += f" of {int(info['episode_frames']):,} env frames"
+        parts.append(f"{episode} per condition")
+    elif info.get("episode_frames") is not None:
+        parts.append(f"evaluation episodes of {int(info['episode_frames']):,} env frames")
     size = info.get("size", info.get("model_size"))
     if size is not None:
         parts.append(f"model size {size}")
@@ -185,13 +203,55 @@ def scale_text(spec: Spec) -> str:
     return f"Scale `{spec.scale}`" + (": " + ", ".join(parts) if parts else "") + "."
 
 
-def compose_caption(spec: Spec, notes: Iterable[str] = (), warning: str | None = None) -> str:
-    """Markdown caption: the registry's text, scale, seeds, frames, variants, notes, layout and commits."""
+def subtitle_text(spec: Spec) -> str:
+    """The line drawn in every figure: 'scale smoke · 1,200 frames · seeds 0, 1 · model tiny (dreamerv2)'."""
+    info = spec.scale_info
+    parts = [f"scale {spec.scale}"]
+    if info.get("frames") is not None:
+        parts.append(f"{int(info['frames']):,} frames")
+    seeds = _seed_list(info)
+    if seeds is not None:
+        parts.append(("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds)))
+    size = info.get("size", info.get("model_size"))
+    if size is not None or info.get("preset") is not None:
+        model = "model" + (f" {size}" if size is not None else "")
+        parts.append(model + (f" ({info['preset']})" if info.get("preset") is not None else ""))
+    if info.get("eval_episodes") is not None:
+        ep = plural(int(info["eval_episodes"]), "eval episode")
+        if info.get("episode_frames") is not None:
+            ep += f" × {int(info['episode_frames']):,} frames"
+        parts.append(ep)
+    return " · ".join(parts)
+
+
+def variants_text(spec: Spec, data: pd.DataFrame | None = None) -> str:
+    """'Variants: a, b.' naming only variants with rows in ``data`` (per task when the tasks differ)."""
+    if data is None or "variant" not in data or data.empty:
+        return f"Variants: {', '.join(spec.variants)}."
+    per_task = {}
+    for task in spec.tasks:
+        rows = data[data["task"] == task] if "task" in data else data
+        per_task[task] = [v for v in spec.variants if (rows["variant"] == v).any()]
+    per_task = {t: vs for t, vs in per_task.items() if vs}
+    distinct = {tuple(vs) for vs in per_task.values()}
+    if len(distinct) <= 1:
+        shown = next(iter(distinct), ())
+        return f"Variants: {', '.join(shown) or 'none'}."
+    return "Variants: " + "; ".join(f"{t}: {', '.join(vs)}" for t, vs in per_task.items()) + "."
+
+
+def compose_caption(
+    spec: Spec, notes: Iterable[str] = (), warning: str | None = None, data: pd.DataFrame | None = None
+) -> str:
+    """Markdown caption: the registry's text, scale, seeds, frames, variants, notes, layout and commits.
+
+    With ``data`` (the shown numbers), variants without rows there are left out.
+    """
     lines = [
         f"**{spec.artifact}.** {spec.caption.strip()}",
         "",
         scale_text(spec),
-        f"Tasks: {', '.join(spec.tasks)}. Variants: {', '.join(spec.variants)}.",
+        f"Tasks: {', '.join(spec.tasks)}. {variants_text(spec, data)}",
     ]
     lines += [n for n in notes if n]
     if spec.inferred:
@@ -223,10 +283,17 @@ def _write_csv(df: pd.DataFrame, path: str | Path) -> None:
         df.to_csv(tmp, index=False)
 
 
-def write_figure(fig, data: pd.DataFrame, output: Any, spec: Spec, inputs: Any, notes: Iterable[str] = ()) -> str:
-    """Write ``output.png``, ``.pdf``, ``.csv`` (the plotted numbers), ``.caption`` and ``.provenance``."""
+def write_figure(
+    fig, data: pd.DataFrame, output: Any, spec: Spec, inputs: Any, notes: Iterable[str] = (),
+    shown: pd.DataFrame | None = None,
+) -> str:
+    """Write ``output.png``, ``.pdf``, ``.csv`` (the plotted numbers), ``.caption`` and ``.provenance``.
+
+    The caption names the variants with rows in ``shown`` (default ``data``).
+    """
     merged = merge_provenance(_named(inputs).values())
-    caption = compose_caption(spec, [*notes, interval_note(spec)], commit_warning(merged, spec.artifact))
+    warning = commit_warning(merged, spec.artifact)
+    caption = compose_caption(spec, [*notes, interval_note(spec)], warning, data if shown is None else shown)
     for kind in ("png", "pdf"):
         with atomic_path(getattr(output, kind)) as tmp:
             fig.savefig(tmp, format=kind, dpi=150, bbox_inches="tight")
@@ -247,12 +314,14 @@ def write_table(
     notes: Iterable[str] = (),
     interval: bool = True,
     title: str | None = None,
+    shown: pd.DataFrame | None = None,
 ) -> str:
     """Write ``output.csv`` (tidy numbers), ``.md`` (optional title, caption, table), ``.tex``,
-    ``.caption`` and ``.provenance``."""
+    ``.caption`` and ``.provenance``; the caption names the variants with rows in ``shown``
+    (default ``numbers``)."""
     merged = merge_provenance(_named(inputs).values())
     notes = [*notes, interval_note(spec)] if interval else list(notes)
-    caption = compose_caption(spec, notes, commit_warning(merged, spec.artifact))
+    caption = compose_caption(spec, notes, commit_warning(merged, spec.artifact), numbers if shown is None else shown)
     _write_csv(numbers, output.csv)
     atomic_write_text(output.md, (f"# {title}\n\n" if title else "") + f"{caption}\n{markdown}")
     atomic_write_text(output.tex, latex)
@@ -269,9 +338,78 @@ def set_style() -> None:
     plt.rcParams.update({"legend.frameon": False, "axes.titleweight": "bold"})
 
 
-def palette(variants: list[str]) -> dict[str, tuple]:
-    colors = sns.color_palette("colorblind", max(len(variants), 3))
-    return dict(zip(variants, colors))
+# Okabe & Ito's colour-blind-safe qualitative palette (yellow left out: too faint on white).
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+    "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7",
+}  # fmt: skip
+# Line styles and markers of variants beyond the colours; ":" and "x" mean a diverged run.
+LINESTYLES = ("-", "--", "-.", (0, (5, 1.5, 1, 1.5, 1, 1.5)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "*", "h")
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one variant is drawn in every figure."""
+
+    color: str
+    marker: str
+    linestyle: Any
+
+
+# One style per variant of config/config.yaml, the same in every figure. The variants of each
+# registry figure have distinct colours (baseline black; zero drift blues and greens,
+# non-zero drift warm colours); variants sharing a colour differ in marker and line style.
+VARIANT_STYLES = {
+    "baseline": Style(OKABE_ITO["black"], "o", "-"),
+    "zd01": Style(OKABE_ITO["bluish green"], "o", "-"),
+    "zd1": Style(OKABE_ITO["sky blue"], "o", "-"),
+    "zd5": Style(OKABE_ITO["blue"], "o", "-"),
+    "zd01_jac": Style(OKABE_ITO["reddish purple"], "s", "--"),
+    "zd5_jac": Style(OKABE_ITO["sky blue"], "s", "--"),
+    "nzd": Style(OKABE_ITO["vermillion"], "o", "-"),
+    "nzd_jac": Style(OKABE_ITO["orange"], "s", "--"),
+    "nzd_lam1e-3": Style(OKABE_ITO["reddish purple"], "v", "-."),
+    "nzd_lam1e-1": Style(OKABE_ITO["blue"], "^", "-."),
+    "nzd_lam1": Style(OKABE_ITO["bluish green"], "D", "-."),
+    "aug": Style(OKABE_ITO["sky blue"], "v", "-."),
+    "l2dyn": Style(OKABE_ITO["reddish purple"], "^", LINESTYLES[3]),
+    "long": Style(OKABE_ITO["vermillion"], "D", "-."),
+    "long_jac": Style(OKABE_ITO["orange"], "^", LINESTYLES[3]),
+}
+
+
+def _style_cycle() -> list[Style]:
+    """Every (colour, marker, line style), colours varying fastest."""
+    colors = list(OKABE_ITO.values())
+    return [
+        Style(colors[k % len(colors)], MARKERS[k % len(MARKERS)], LINESTYLES[(k // len(colors)) % len(LINESTYLES)])
+        for k in range(len(colors) * len(MARKERS) * len(LINESTYLES))
+    ]
+
+
+def variant_styles(variants: Iterable[str]) -> dict[str, Style]:
+    """Style of each variant: VARIANT_STYLES for known ones; a variant not listed there gets a
+    style chosen from its name (so the same in every figure), moved on to an unused colour (and then
+    an unused style) of this figure when that one is taken."""
+    variants = list(dict.fromkeys(variants))
+    out = {v: VARIANT_STYLES[v] for v in variants if v in VARIANT_STYLES}
+    cycle = _style_cycle()
+    for v in variants:
+        if v in out:
+            continue
+        start = zlib.crc32(v.encode()) % len(cycle)
+        order = cycle[start:] + cycle[:start]
+        used_colors = {st.color for st in out.values()}
+        used = set(out.values())
+        free = [st for st in order if st.color not in used_colors] or [st for st in order if st not in used]
+        out[v] = (free or order)[0]
+    return {v: out[v] for v in variants}
+
+
+def palette(variants: list[str]) -> dict[str, str]:
+    """Colour of each variant (see variant_styles)."""
+    return {v: st.color for v, st in variant_styles(variants).items()}
 
 
 def _frames_label(x: float) -> str:
@@ -283,6 +421,16 @@ def _frames_label(x: float) -> str:
 
 
 FRAMES_FORMAT = FuncFormatter(lambda x, _: _frames_label(x))
+
+
+def add_subtitle(fig, spec: Spec):
+    """Scale, frames, seeds and model in the figure itself (see subtitle_text), above the panels."""
+    return fig.suptitle(subtitle_text(spec), fontsize="medium", color="0.25", fontweight="normal")
+
+
+def _finish(fig, axes, spec: Spec, ncol: int | None = None) -> None:
+    add_subtitle(fig, spec)
+    _legend_below(fig, axes, ncol)
 
 
 def _legend_below(fig, axes, ncol: int | None = None) -> None:
@@ -375,7 +523,7 @@ def plot_learning_curves(
 ) -> plt.Figure:
     """Rows: tasks; columns: eval and train return vs env frames; x markers where runs diverged."""
     set_style()
-    colors = palette(spec.variants)
+    styles = variant_styles(spec.variants)
     splits = ["eval", "train"]
     fig, axes = plt.subplots(len(spec.tasks), 2, figsize=(12, 4.2 * len(spec.tasks)), squeeze=False)
     diverged = diverged[diverged["variant"].isin(spec.variants) & diverged["task"].isin(spec.tasks)]
@@ -388,22 +536,28 @@ def plot_learning_curves(
                 label = v + (f" ({n_div} diverged)" if n_div else "")
                 s = summary[(summary["task"] == task) & (summary["split"] == split) & (summary["variant"] == v)]
                 if not s.empty:
-                    ax.plot(s["frames"], s["mean"], color=colors[v], lw=2, label=label)
-                    ax.fill_between(s["frames"], s["ci_low"], s["ci_high"], color=colors[v], alpha=0.2, lw=0)
+                    ax.plot(s["frames"], s["mean"], lw=2, label=label, **_line_kw(styles[v]))
+                    ax.fill_between(s["frames"], s["ci_low"], s["ci_high"], color=styles[v].color, alpha=0.2, lw=0)
                     drew = True
-                drew |= _draw_diverged(ax, curves, diverged, task, split, v, colors[v], label)
+                drew |= _draw_diverged(ax, curves, diverged, task, split, v, styles[v], label)
             if not drew:
                 _no_data(ax)
             ax.set_title(f"{task}: {SPLIT_TITLES[split]}")
             ax.set_xlabel("env frames")
             ax.set_ylabel("episode return")
             ax.xaxis.set_major_formatter(FRAMES_FORMAT)
-    _legend_below(fig, axes)
+    _finish(fig, axes, spec)
     return fig
 
 
-def _draw_diverged(ax, curves, diverged, task, split, variant, color, label) -> bool:
+def _line_kw(style: Style) -> dict[str, Any]:
+    """A variant's line: its colour and line style, its marker every tenth of the axes."""
+    return dict(color=style.color, ls=style.linestyle, marker=style.marker, ms=5, markevery=0.1)
+
+
+def _draw_diverged(ax, curves, diverged, task, split, variant, style: Style, label) -> bool:
     """A diverged run: its partial curve dotted, an x at its divergence point."""
+    color = style.color
     runs = diverged[(diverged["task"] == task) & (diverged["variant"] == variant)]
     for _, run in runs.iterrows():
         c = curves[
@@ -420,7 +574,7 @@ def _draw_diverged(ax, curves, diverged, task, split, variant, color, label) -> 
             ax.plot([run["frames"]], [0.03], marker="x", ms=11, mew=2.5, color=color, transform=trans)
     if not runs.empty:
         # Legend entries: the variant (if it has no finished seed to draw) and what the x means.
-        ax.plot([], [], color=color, lw=2, label=label)
+        ax.plot([], [], lw=2, label=label, **_line_kw(style))
         ax.plot([], [], color="0.3", marker="x", ms=9, mew=2, ls=":", lw=1, label="diverged run (x: divergence)")
     return not runs.empty
 
@@ -465,7 +619,7 @@ def _order(df: pd.DataFrame, spec: Spec) -> pd.DataFrame:
 def plot_robustness(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
     """Return vs perturbation level, one panel per family (rows: tasks); the clean return at the identity level."""
     set_style()
-    colors = palette(spec.variants)
+    styles = variant_styles(spec.variants)
     families = spec.families or _family_order(summary["family"])
     families = [f for f in families if f != "clean"]
     if len(spec.tasks) == 1:
@@ -488,7 +642,8 @@ def plot_robustness(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
             label = v + (f" ({n_div} diverged)" if n_div else "")
             ax.errorbar(
                 s["level"], s["mean"], yerr=[s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]],
-                color=colors[v], marker="o", ms=5, lw=2, capsize=3, label=label,
+                color=styles[v].color, marker=styles[v].marker, ls=styles[v].linestyle, ms=5, lw=2, capsize=3,
+                label=label,
             )  # fmt: skip
             drew = True
         if not drew:
@@ -498,7 +653,7 @@ def plot_robustness(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
         ax.set_ylabel("episode return")
     for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
-    _legend_below(fig, axes)
+    _finish(fig, axes, spec)
     return fig
 
 
@@ -565,11 +720,24 @@ def tex_escape(text: str) -> str:
     return "".join(_TEX_ESCAPE.get(ch, ch) for ch in str(text))
 
 
+def tex_markdown(text: str) -> str:
+    """LaTeX of a line of Markdown: `code` as \\texttt, **bold** as \\textbf, the rest escaped;
+    a lone backtick is dropped."""
+    out = []
+    for k, part in enumerate(re.split(r"`([^`]*)`", str(text))):
+        if k % 2:
+            out.append(rf"\texttt{{{tex_escape(part)}}}")
+            continue
+        for j, piece in enumerate(re.split(r"\*\*(.+?)\*\*", part.replace("`", ""))):
+            out.append(rf"\textbf{{{tex_escape(piece)}}}" if j % 2 else tex_escape(piece))
+    return "".join(out)
+
+
 def latex_table(df: pd.DataFrame, caption: str, label: str) -> str:
     """A booktabs table (two header rows for MultiIndex columns), resized to the text width."""
     ncol = len(df.columns)
     lines = [
-        r"\begin{table*}[t]", r"\centering", rf"\caption{{{tex_escape(caption)}}}", rf"\label{{tab:{label}}}",
+        r"\begin{table*}[t]", r"\centering", rf"\caption{{{tex_markdown(caption)}}}", rf"\label{{tab:{label}}}",
         r"\resizebox{\textwidth}{!}{%", rf"\begin{{tabular}}{{{'l' * ncol}}}", r"\toprule",
     ]  # fmt: skip
     if isinstance(df.columns, pd.MultiIndex):
@@ -592,7 +760,7 @@ def latex_table(df: pd.DataFrame, caption: str, label: str) -> str:
         lines.append(" & ".join(tex_escape(c) for c in df.columns) + r" \\")
     lines.append(r"\midrule")
     for row in df.astype(str).itertuples(index=False):
-        lines.append(" & ".join(tex_escape(v) for v in row) + r" \\")
+        lines.append(" & ".join(tex_markdown(v) for v in row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table*}"]
     return "\n".join(lines) + "\n"
 
@@ -633,7 +801,7 @@ def rollout_summary(rollout: pd.DataFrame, spec: Spec) -> pd.DataFrame:
 def plot_rollout_error(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
     """Rows: tasks; columns: error metrics; log y."""
     set_style()
-    colors = palette(spec.variants)
+    styles = variant_styles(spec.variants)
     metrics = [m for m in ROLLOUT_METRICS if m in set(summary["metric"])] or ["obs_mse"]
     fig, axes = plt.subplots(
         len(spec.tasks), len(metrics), figsize=(4.8 * len(metrics), 3.9 * len(spec.tasks)), squeeze=False
@@ -647,8 +815,8 @@ def plot_rollout_error(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
                 s = s[s["mean"] > 0]
                 if s.empty:
                     continue
-                ax.plot(s["horizon"], s["mean"], color=colors[v], lw=2, label=v)
-                ax.fill_between(s["horizon"], s["ci_low"], s["ci_high"], color=colors[v], alpha=0.2, lw=0)
+                ax.plot(s["horizon"], s["mean"], lw=2, label=v, **_line_kw(styles[v]))
+                ax.fill_between(s["horizon"], s["ci_low"], s["ci_high"], color=styles[v].color, alpha=0.2, lw=0)
                 drew = True
             if drew:
                 ax.set_yscale("log")
@@ -657,7 +825,7 @@ def plot_rollout_error(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
             ax.set_title(f"{task}: {ROLLOUT_METRICS[metric]}")
             ax.set_xlabel("open-loop horizon (steps)")
             ax.set_ylabel(f"{ROLLOUT_METRICS[metric]} (log)")
-    _legend_below(fig, axes)
+    _finish(fig, axes, spec)
     return fig
 
 
@@ -701,7 +869,7 @@ def _sweep_label(r: pd.Series) -> str:
 def plot_lambda_sweep(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
     """Columns: final clean return, mean perturbed return, vs lambda (log x); lambda = 0 variants as bands."""
     set_style()
-    colors = palette(spec.variants)
+    styles = variant_styles(spec.variants)
     statistics = ["final clean return", "mean perturbed return"]
     fig, axes = plt.subplots(len(spec.tasks), 2, figsize=(11, 4.2 * len(spec.tasks)), squeeze=False)
     for i, task in enumerate(spec.tasks):
@@ -719,17 +887,19 @@ def plot_lambda_sweep(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
                 for _, r in sweep.iterrows():
                     ax.errorbar(
                         [r["lambda"]], [r["mean"]], yerr=[[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]],
-                        color=colors[r["variant"]], marker="o", ms=7, capsize=4, lw=2, ls="none",
+                        color=styles[r["variant"]].color, marker=styles[r["variant"]].marker, ms=7, capsize=4, lw=2,
+                        ls="none",
                         label=_sweep_label(r),
                     )  # fmt: skip
                 for _, r in s[s["lambda"] <= 0].iterrows():
-                    ax.axhline(r["mean"], color=colors[r["variant"]], ls="--", lw=1.5, label=_sweep_label(r))
-                    ax.axhspan(r["ci_low"], r["ci_high"], color=colors[r["variant"]], alpha=0.15, lw=0)
+                    color = styles[r["variant"]].color
+                    ax.axhline(r["mean"], color=color, ls="--", lw=1.5, label=_sweep_label(r))
+                    ax.axhspan(r["ci_low"], r["ci_high"], color=color, alpha=0.15, lw=0)
                 ax.set_xscale("log")
             ax.set_title(f"{task}: {statistic}")
             ax.set_xlabel(r"Jacobian regularization weight $\lambda$ (log)")
             ax.set_ylabel("episode return")
-    _legend_below(fig, axes, ncol=3)
+    _finish(fig, axes, spec, ncol=3)
     return fig
 
 
@@ -829,13 +999,13 @@ def seeds_note(table: pd.DataFrame, spec: Spec) -> str:
         items = []
         for v in spec.variants:
             rows = t[(t["task"] == task) & (t["variant"] == v)]
-            if rows.empty:
-                items.append(f"{v} not run")
+            if rows.empty:  # a variant this task does not use is left out
                 continue
             n_div = rows.loc[rows["status"] == "diverged", "seed"].nunique() if "status" in rows else 0
             items.append(f"{v} {rows['seed'].nunique()}" + (f" ({n_div} diverged)" if n_div else ""))
-        parts.append((f"{task}: " if len(spec.tasks) > 1 else "") + ", ".join(items))
-    return "Seeds per variant: " + "; ".join(parts) + "."
+        if items:
+            parts.append((f"{task}: " if len(spec.tasks) > 1 else "") + ", ".join(items))
+    return "Seeds per variant: " + ("; ".join(parts) or "none") + "."
 
 
 def diverged_note(diverged: pd.DataFrame, spec: Spec) -> str:

@@ -38,7 +38,7 @@ fig = plots.plot_lambda_sweep(summary, spec)
 n_cond = int(summary["n_conditions"].max()) if not summary.empty else 0
 notes = [
     "Points: mean over finished seeds; bars: 95% bootstrap interval.",
-    f"Perturbed return: per seed, the mean over {n_cond} perturbed conditions shared by all variants.",
+    f"Perturbed return: per seed, the mean over {plots.plural(n_cond, 'perturbed condition')} shared by all variants.",
     plots.seeds_note(ev, spec),
 ]
-print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes))
+print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=plots.restrict(ev, spec)))

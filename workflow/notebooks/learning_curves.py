@@ -14,7 +14,10 @@
 # Builds `fig3`, `fig4`, `fig5`, `quad_nonzero_drift` and `long_horizon`. One
 # row of panels per task: eval return (left) and train return (right); lines
 # are the mean over finished seeds with a shaded 95% bootstrap interval, and
-# diverged runs are drawn dotted up to divergence with an x there.
+# diverged runs are drawn dotted up to divergence with an x there. Every
+# figure carries a subtitle with the scale, frames, seeds and model, and each
+# variant keeps one colour, marker and line style across figures
+# (`plots.VARIANT_STYLES`); variants without rows are left out.
 #
 # Snakemake interface (rule with `script:`):
 #
@@ -22,7 +25,8 @@
 #   for divergence frames).
 # - `params`: `artifact` (id), `caption` (registry text), `variants` (list, plot
 #   order), `tasks` (list), `scale` (name), `scale_info` (dict: `frames`,
-#   `seeds`, `eval_episodes`, `size`, `preset`), `inferred` (bool); optional
+#   `seeds`, `eval_episodes`, `episode_frames`, `size`, `preset`, `render`),
+#   `inferred` (bool); optional
 #   `n_resamples` (default 2000), `bootstrap_seed` (default 0).
 # - `output`: `png`, `pdf`, `csv` (plotted numbers), `caption` (markdown),
 #   `provenance` (json).
@@ -44,4 +48,4 @@ notes = [
     plots.seeds_note(curves, spec),
     plots.diverged_note(diverged, spec),
 ]
-print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes))
+print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=plots.restrict(curves, spec)))

@@ -36,13 +36,14 @@ spec = plots.spec_from(sm.params)
 tables = plots.read_inputs(sm.input)
 ev = plots.require(tables, "eval", spec.artifact)
 summary = plots.robustness_summary(ev, spec)
+shown = plots.restrict(ev, spec)  # the caption names the variants with rows
 notes = [plots.seeds_note(ev, spec)]
 
 # %%
 if hasattr(sm.output, "png"):
     fig = plots.plot_robustness(summary, spec)
     notes.append("Points: mean episode return; bars: 95% bootstrap interval. Clean return drawn at no perturbation.")
-    print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes))
+    print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=shown))
 else:
     md, tex, iqm_notes = plots.robustness_markdown(summary, spec)
-    print(plots.write_table(summary, md, tex, sm.output, spec, sm.input, notes + iqm_notes))
+    print(plots.write_table(summary, md, tex, sm.output, spec, sm.input, notes + iqm_notes, shown=shown))

@@ -39,4 +39,4 @@ notes = [
     plots.seeds_note(rollout, spec),
     plots.jacobian_note(tables.get("jacobian"), spec),
 ]
-print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes))
+print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=plots.restrict(rollout, spec)))

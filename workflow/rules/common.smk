@@ -137,6 +137,10 @@ def scale_info():
         "frames": cfg.train.frames,
         "seeds": EXPERIMENT.seeds,
         "eval_episodes": int(EXPERIMENT.stage("evaluation").get("episodes", 1)),
+        # Env frames per evaluation episode: the scale's evaluation stage, else the run's.
+        "episode_frames": int(
+            EXPERIMENT.stage("evaluation").get("episode_frames") or cfg.env.episode_frames
+        ),
         "size": cfg.agent.size,
         "preset": cfg.agent.preset,
         "render": cfg.env.render,
