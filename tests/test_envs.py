@@ -139,7 +139,9 @@ def test_batch_env_reraises_worker_errors_with_traceback():
 
 
 def test_batch_env_reraises_worker_construction_errors():
-    fns = [functools.partial(make_env, EnvConfig(task="walker_fly"), seed) for seed in (0, 1)]
+    bad = EnvConfig()
+    object.__setattr__(bad, "task", "walker_fly")  # past EnvConfig's own check: make_env refuses it too
+    fns = [functools.partial(make_env, bad, seed) for seed in (0, 1)]
     with pytest.raises(EnvWorkerError, match=r"(?s)Traceback.*unknown dm_control task 'walker_fly'"):
         BatchEnv(fns, processes=2)
 

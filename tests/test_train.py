@@ -46,7 +46,7 @@ class FakeEnv:
 
 def tiny(obs="vector", **agent):
     return resolve({
-        "env": {"task": "fake_task", "obs": obs, "episode_frames": 40},
+        "env": {"task": "cartpole_swingup", "obs": obs, "episode_frames": 40},  # FakeEnv ignores the task
         "agent": {"size": "tiny", **agent},
         "train": {"frames": 200, "prefill_frames": 40, "train_ratio": 32, "eval_every_frames": 100,
                   "log_every_frames": 20, "checkpoint_every_seconds": 0, "device": "cpu"},
@@ -114,7 +114,7 @@ def test_cli_diverged_exits_zero(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(train_module, "train", lambda cfg, run_dir, device=None: train(
         cfg, run_dir, progress=False, device=device, _env_fn=FakeEnv))
-    argv = ["--run-dir", str(tmp_path), "--set", "env.task=fake_task", "--set", "env.obs=vector",
+    argv = ["--run-dir", str(tmp_path), "--set", "env.task=cartpole_swingup", "--set", "env.obs=vector",
             "--set", "env.episode_frames=40", "--set", "agent.size=tiny", "--set", "agent.model_lr=1e30",
             "--set", "train.frames=200", "--set", "train.prefill_frames=40", "--set", "train.train_ratio=32",
             "--device", "cpu"]

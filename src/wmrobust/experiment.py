@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from wmrobust.config import ConfigError, RunConfig, merge, read_yaml, resolve
+from wmrobust.envs.config import TASK_CAMERAS
+from wmrobust.perturb.spec import FAMILIES, SpecError, parse_condition
 
 SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
 
@@ -86,11 +88,49 @@ class Experiment:
                     raise ConfigError(
                         f"scales.{self.scale_name}.artifacts: unknown artifact {artifact_id!r}"
                     )
+        self._check_conditions()
         for family in self.perturbation_levels:
             if family not in cfg["perturbations"]:
                 raise ConfigError(
                     f"scales.{self.scale_name}.perturbation_levels: unknown family {family!r}"
                 )
+
+    def _check_conditions(self) -> None:
+        """Refuse, at DAG build, perturbation families and levels the evaluate job would
+        refuse, and tasks that are not dm_control suite tasks, naming the key."""
+        cfg = self.config
+        blocks = {"perturbations": cfg["perturbations"]}
+        for scale_name, scale in cfg["scales"].items():
+            blocks[f"scales.{scale_name}.perturbation_levels"] = (scale or {}).get("perturbation_levels") or {}
+        for key, levels in blocks.items():
+            if not isinstance(levels, dict):
+                raise ConfigError(f"{key}: expected a mapping of family to levels, got {levels!r}")
+            for family, values in levels.items():
+                if family not in FAMILIES:
+                    raise ConfigError(f"{key}: unknown perturbation family {family!r} "
+                                      f"(valid: {', '.join(FAMILIES)})")
+                if not isinstance(values, list) or not values:
+                    raise ConfigError(f"{key}.{family}: expected a non-empty list of levels, got {values!r}")
+                for level in values:
+                    try:
+                        if isinstance(level, bool):
+                            raise ValueError
+                        number = float(level)
+                    except (TypeError, ValueError):
+                        raise ConfigError(f"{key}.{family}: level {level!r} is not a number") from None
+                    try:
+                        parse_condition(f"{family}={number!r}")
+                    except SpecError as err:
+                        raise ConfigError(f"{key}.{family}: level {level!r}: {err}") from None
+        for task, overrides in cfg["task_overrides"].items():
+            named = {"": task}
+            env = (overrides or {}).get("env") if isinstance(overrides, dict) else None
+            if isinstance(env, dict) and "task" in env:
+                named[".env.task"] = env["task"]
+            for suffix, name in named.items():
+                if name not in TASK_CAMERAS:
+                    raise ConfigError(f"task_overrides.{task}{suffix}: unknown dm_control task {name!r}; "
+                                      f"valid tasks: {', '.join(TASK_CAMERAS)}")
 
     # -- the grid ------------------------------------------------------------
 

@@ -6,6 +6,27 @@ from dataclasses import dataclass
 from typing import Literal
 
 
+# dm_control.suite.ALL_TASKS as <domain>_<task> (the names wmrobust.envs.dmc.split_task
+# accepts), in the suite's order, with the number of cameras of each task's model. Kept here
+# so configs are checked without importing dm_control (seconds); tests/test_errors.py checks
+# it against the installed suite.
+TASK_CAMERAS: dict[str, int] = {
+    "acrobot_swingup": 2, "acrobot_swingup_sparse": 2, "ball_in_cup_catch": 2, "cartpole_balance": 2,
+    "cartpole_balance_sparse": 2, "cartpole_swingup": 2, "cartpole_swingup_sparse": 2, "cartpole_two_poles": 2,
+    "cartpole_three_poles": 2, "cheetah_run": 2, "dog_stand": 2, "dog_walk": 2,
+    "dog_trot": 2, "dog_run": 2, "dog_fetch": 4, "finger_spin": 2,
+    "finger_turn_easy": 2, "finger_turn_hard": 2, "fish_upright": 5, "fish_swim": 5,
+    "hopper_stand": 2, "hopper_hop": 2, "humanoid_stand": 3, "humanoid_walk": 3,
+    "humanoid_run": 3, "humanoid_run_pure_state": 3, "humanoid_CMU_stand": 3, "humanoid_CMU_walk": 3,
+    "humanoid_CMU_run": 3, "lqr_lqr_2_1": 2, "lqr_lqr_6_2": 2, "manipulator_bring_ball": 2,
+    "manipulator_bring_peg": 2, "manipulator_insert_ball": 2, "manipulator_insert_peg": 2, "pendulum_swingup": 2,
+    "point_mass_easy": 2, "point_mass_hard": 2, "quadruped_walk": 4, "quadruped_run": 4,
+    "quadruped_escape": 4, "quadruped_fetch": 4, "reacher_easy": 2, "reacher_hard": 2,
+    "stacker_stack_2": 2, "stacker_stack_4": 2, "swimmer_swimmer6": 3, "swimmer_swimmer15": 3,
+    "walker_stand": 2, "walker_walk": 2, "walker_run": 2,
+}
+
+
 @dataclass(frozen=True)
 class EnvConfig:
     """A DeepMind Control task and how the agent observes it.
@@ -34,8 +55,14 @@ class EnvConfig:
     different image: it changes what the agent sees, so compare runs only within one setting."""
 
     def __post_init__(self):
-        if "_" not in self.task:
-            raise ValueError(f"env.task: {self.task!r} is not <domain>_<task> (e.g. walker_walk)")
+        if self.task not in TASK_CAMERAS:
+            shape = "" if "_" in self.task else " (not <domain>_<task>, e.g. walker_walk)"
+            raise ValueError(f"env.task: unknown dm_control task {self.task!r}{shape}; "
+                             f"valid tasks: {', '.join(TASK_CAMERAS)}")
+        cameras = TASK_CAMERAS[self.task]
+        if self.camera is not None and not 0 <= self.camera < cameras:
+            raise ValueError(f"env.camera: {self.camera} is not a camera of {self.task} "
+                             f"(ids 0..{cameras - 1}, or null for the Dreamer papers' camera)")
         if self.image_size < 8:
             raise ValueError(f"env.image_size: {self.image_size} is too small (>= 8)")
         if self.action_repeat < 1:
