@@ -70,3 +70,69 @@ def test_env_task_and_camera_checked_by_the_config(env, key):
         resolve({"env": env})
     assert key in str(info.value)
     assert resolve({"env": {"task": "quadruped_walk", "camera": 3}}).env.camera == 3
+
+
+# ---- 5: user errors without tracebacks, and without files that block the rerun -------------
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("env.task=foo", "env.task: unknown dm_control task 'foo'"),
+    ("env.task=walker_fly", "env.task: unknown dm_control task 'walker_fly'"),
+    ("env.camera=7", "env.camera: 7 is not a camera of walker_walk"),
+])
+def test_train_refuses_bad_env_before_writing_anything(tmp_path, capsys, setting, message):
+    from wmrobust.train import cli
+
+    run_dir = tmp_path / "D"
+    assert cli("train", ["--run-dir", str(run_dir), "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+def test_corrupt_replay_episode_names_the_file_and_the_fix(tmp_path, capsys, monkeypatch):
+    import wmrobust.train as train_module
+    from test_train import FakeEnv, tiny
+
+    from wmrobust.train import CheckpointError, cli, train
+
+    with pytest.raises(SystemExit):
+        train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv, _stop_after_frames=100)
+    episode = sorted((tmp_path / "checkpoint" / "replay").glob("*.npz"))[0]
+    episode.write_bytes(episode.read_bytes()[:50])  # truncated
+    with pytest.raises(CheckpointError, match=rf"{episode.name}: cannot read replay episode.*delete "
+                                              rf".*checkpoint to restart the run"):
+        train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv)
+    monkeypatch.setattr(train_module, "train", lambda cfg, run_dir, device=None: train(
+        cfg, run_dir, progress=False, device=device, _env_fn=FakeEnv))
+    cfg = tiny().to_dict()
+    sets = [f"{k}={v}" for k, v in {"env.task": cfg["env"]["task"], "env.obs": "vector", "env.episode_frames": 40,
+                                    "agent.size": "tiny", "train.frames": 200, "train.prefill_frames": 40,
+                                    "train.train_ratio": 32, "train.eval_every_frames": 100,
+                                    "train.checkpoint_every_seconds": 0}.items()]
+    argv = ["--run-dir", str(tmp_path)] + [x for s in sets for x in ("--set", s)] + ["--device", "cpu"]
+    assert cli("train", argv) == 2
+    err = capsys.readouterr().err
+    assert episode.name in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_status_json_is_named(tmp_path):
+    from wmrobust.aggregate import _commits
+    from wmrobust.plan import run_state
+
+    status = tmp_path / "status.json"
+    status.write_text('{"status": "fini')
+    with pytest.raises(ValueError, match=r"status\.json: not a valid JSON object"):
+        _commits([status])
+    assert run_state(tmp_path)["state"] == "corrupt"
+
+
+def test_evaluate_refuses_an_unknown_output_format_before_running(tmp_path, capsys):
+    from wmrobust.evaluate import cli
+
+    # The run directory does not even exist: the output is checked first, before any episode.
+    assert cli("evaluate", ["--run-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "x.txt"),
+                            "--variant", "baseline", "--conditions", "clean"]) == 2
+    err = capsys.readouterr().err
+    assert "x.txt: unsupported table format '.txt'" in err and "Traceback" not in err
+    assert not (tmp_path / "x.txt").exists()

@@ -49,7 +49,11 @@ def _commits(paths: list[Path]) -> list[str]:
     for path in paths:
         meta = path if path.name == "status.json" else provenance_path(path)
         if meta.exists():
-            commit = json.loads(meta.read_text()).get("git_commit")
+            try:
+                commit = json.loads(meta.read_text()).get("git_commit")
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+                raise ValueError(f"{meta}: not a valid JSON object ({err}); delete it and rerun the job "
+                                 f"that writes it") from None
             if commit:
                 commits.add(commit)
     return sorted(commits)

@@ -321,6 +321,8 @@ def evaluate(run_dir: Path, out: Path, *, variant: str, conditions: list[str], e
     """Return of the run's final policy (mode actions) for every condition and episode seed,
     written to `out` as one row per (condition, episode). A diverged run gives the same rows
     with NaN returns, without loading its model."""
+    if Path(out).suffix not in (".parquet", ".csv"):  # before any episode runs
+        raise SpecError(f"--out {out}: unsupported table format {Path(out).suffix!r} (use .parquet or .csv)")
     run = load_run(run_dir)
     cfg = env_config(run, episode_frames)
     parsed = parse_conditions(conditions, cfg.obs)
@@ -405,7 +407,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
                             help="e.g. clean noise=0.1 mass=1.5 (default: every docs/protocol.md section 5 condition)")
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--episodes", type=int, default=10,
-                       help=f"episodes per condition, seeds {EVALUATION_SEED_BASE} + k (default 10)")
+                       help=(f"episodes per condition, seeds {EVALUATION_SEED_BASE} + k (default 10)" if command == "evaluate"
+                             else f"episodes to collect, seeds {EVALUATION_SEED_BASE} + k (default 10)"))
     seeds.add_argument("--episode-seeds", type=int, nargs="+", metavar="SEED", help="explicit episode seeds")
     parser.add_argument("--episode-frames", type=int, help="override the run's env.episode_frames")
     parser.add_argument("--workers", type=int, default=1, help="env worker processes (default 1)")

@@ -261,7 +261,11 @@ class Trainer:
         self.agent.load_state_dict(state["agent"])
         self.agent.load_optimizer_state(state["optimizers"])
         self.count = dict(state["counters"])
-        self.replay.load(self.ckpt_dir / "replay", state["replay"]["ids"], state["replay"]["next_id"])
+        try:
+            self.replay.load(self.ckpt_dir / "replay", state["replay"]["ids"], state["replay"]["next_id"])
+        except Exception as err:  # truncated or foreign .npz files raise many types
+            text = " ".join(str(err).split())
+            raise CheckpointError(f"{text}; delete {self.ckpt_dir} to restart the run") from err
         self.rows, self.pending, self.elapsed = state["rows"], state["pending"], state["elapsed"]
         if state["episode"] is not None:
             self.resume_episode({k: v.cpu().numpy() for k, v in state["episode"].items()}, path)
@@ -447,7 +451,12 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def cli(command: str, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog=f"wmrobust {command}", description="Train one run (resumable).")
+    parser = argparse.ArgumentParser(
+        prog=f"wmrobust {command}",
+        description="Train one run (resumable). Every value not set here keeps its default, and the defaults "
+                    "are the paper's setting: DreamerV2's DMC recipe from pixels, 500k frames, stock rendering "
+                    "(config/README.md lists every key). A run directory holding a finished run of the same "
+                    "config is left as it is.")
     parser.add_argument("--run-dir", required=True, type=Path, help="run directory (created if missing)")
     parser.add_argument("--config", type=Path, help="YAML file of config overrides")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",

@@ -7,6 +7,7 @@ only the episodes added since the previous one.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,6 @@ class Replay:
             try:
                 with np.load(path, allow_pickle=False) as data:
                     self.episodes[i] = {k: data[k] for k in data.files}
-            except (OSError, ValueError) as err:
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # truncated: BadZipFile, EOFError
                 raise ValueError(f"{path}: cannot read replay episode of the checkpoint ({err})") from err
         self.next_id = next_id
