@@ -298,3 +298,171 @@ def test_missing_required_input_names_it(paths, tmp_path):
     sm = make_snakemake("fig3", paths, tmp_path, inputs=["runs"])
     with pytest.raises(ValueError, match="curves"):
         run_notebook("fig3", sm)
+
+
+# ---------------------------------------------------------------- figures and tables say what they are
+
+
+@pytest.fixture
+def captured_figures(monkeypatch):
+    """The Figure each notebook hands to plots.write_figure, by artifact."""
+    from wmrobust import plots
+
+    figures, write = {}, plots.write_figure
+
+    def capture(fig, data, output, spec, *args, **kwargs):
+        texts = [fig.get_suptitle(), *(t.get_text() for t in fig.texts)]
+        legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+        lines = {ln.get_label(): ln for ax in fig.axes for ln in ax.get_lines()}
+        figures[spec.artifact] = SimpleNamespace(texts=texts, legend=legend, lines=lines)
+        return write(fig, data, output, spec, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "write_figure", capture)
+    return figures
+
+
+FIGURES = [a for a, (*_, outputs, _) in ARTIFACTS.items() if outputs == FIGURE_OUT]
+
+
+@pytest.mark.parametrize("artifact", FIGURES)
+def test_figure_shows_scale_frames_seeds_and_model(artifact, paths, tmp_path, captured_figures):
+    info = {**SCALE_INFO, "episode_frames": 1000}
+    run_notebook(artifact, make_snakemake(artifact, paths, tmp_path, scale_info=info))
+    texts = captured_figures[artifact].texts
+    subtitle = "scale test · 100,000 frames · seeds 0, 1, 2 · model small (dreamerv2)"
+    assert any(subtitle in t for t in texts), texts
+    assert any("2 eval episodes × 1,000 frames" in t for t in texts), texts
+
+
+def test_figure_lines_use_the_variant_styles(paths, tmp_path, captured_figures):
+    from matplotlib.colors import to_hex
+
+    from wmrobust import plots
+
+    run_notebook("rollout_error", make_snakemake("rollout_error", paths, tmp_path))
+    lines = captured_figures["rollout_error"].lines
+    for v in ARTIFACTS["rollout_error"][2]:
+        style = plots.VARIANT_STYLES[v]
+        assert to_hex(lines[v].get_color()) == to_hex(style.color)
+        assert lines[v].get_marker() == style.marker
+
+
+@pytest.mark.parametrize("artifact", ["fig3", "table1", "hyperparameters"])
+def test_counts_of_one_are_singular(artifact, paths, tmp_path):
+    info = {**SCALE_INFO, "seeds": [0], "eval_episodes": 1, "episode_frames": 500}
+    sm = make_snakemake(artifact, paths, tmp_path, scale_info=info)
+    run_notebook(artifact, sm)
+    for path in (sm.output.caption, sm.output.tex if hasattr(sm.output, "tex") else sm.output.caption):
+        text = Path(path).read_text()
+        assert "1 evaluation episode of 500 env frames per condition" in text
+        assert "1 seed (0)" in text
+        assert "1 evaluation episodes" not in text and "1 seeds" not in text
+
+
+def test_caption_gives_the_evaluation_episode_length(paths, tmp_path):
+    sm = make_snakemake("fig1", paths, tmp_path, scale_info={**SCALE_INFO, "episode_frames": 1000})
+    run_notebook("fig1", sm)
+    assert "2 evaluation episodes of 1,000 env frames per condition" in Path(sm.output.caption).read_text()
+
+
+@pytest.mark.parametrize("artifact", ["table1", "dynamics", "hyperparameters", "claims"])
+def test_latex_has_no_markdown(artifact, paths, tmp_path):
+    sm = make_snakemake(artifact, paths, tmp_path, caption="A `code` caption with **bold** and 50% of_it.")
+    run_notebook(artifact, sm)
+    tex = Path(sm.output.tex).read_text()
+    assert "`" not in tex and "**" not in tex
+    assert r"\texttt{test}" in tex and r"\texttt{code}" in tex and r"50\% of\_it" in tex
+    assert "`test`" in Path(sm.output.caption).read_text()  # the Markdown caption keeps its code spans
+
+
+def test_tex_markdown_escapes_code_spans():
+    from wmrobust import plots
+
+    assert plots.tex_markdown("`a_b` & **c%** `") == r"\texttt{a\_b} \& \textbf{c\%} "
+
+
+def test_variants_a_task_does_not_use_are_left_out(tables, tmp_path, captured_figures):
+    # As in the registry's rollout_error: quadruped has no zd5 / zd5_jac runs; "aug" has no rows at all.
+    drop = {("quadruped_walk", "zd5"), ("quadruped_walk", "zd5_jac"), *((t, "aug") for t in TASKS)}
+    sub = {
+        k: df[[(t, v) not in drop for t, v in zip(df.task, df.variant)]]
+        for k, df in tables.items()
+    }  # fmt: skip
+    paths = write_tables(sub, tmp_path / "agg")
+    variants = [*ARTIFACTS["rollout_error"][2], "aug"]
+    for artifact in ("rollout_error", "dynamics", "hyperparameters"):
+        sm = make_snakemake(artifact, paths, tmp_path, variants=variants)
+        run_notebook(artifact, sm)
+        caption = Path(sm.output.caption).read_text()
+        assert "not run" not in caption and "aug" not in caption, caption
+        assert "quadruped_walk: baseline 3, nzd 3, nzd_jac 3." in caption
+        shown = "walker_walk: baseline, zd5, zd5_jac, nzd, nzd_jac; quadruped_walk: baseline, nzd, nzd_jac."
+        assert f"Variants: {shown}" in caption
+    assert "aug" not in captured_figures["rollout_error"].legend
+    assert "zd5" in captured_figures["rollout_error"].legend
+
+
+# sRGB -> CIELAB (D65), and Machado et al. (2009) full-severity colour-vision-deficiency matrices (linear RGB).
+CVD = {
+    "normal": np.eye(3),
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]],
+}  # fmt: skip
+
+
+def _lab(color, cvd="normal") -> np.ndarray:
+    from matplotlib.colors import to_rgb
+
+    c = np.asarray(to_rgb(color), float)
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    c = np.clip(np.asarray(CVD[cvd]) @ c, 0, 1)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = m @ c / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _min_delta_e(colors, cvd="normal") -> float:
+    labs = [_lab(c, cvd) for c in dict.fromkeys(colors)]
+    return min(np.linalg.norm(a - b) for i, a in enumerate(labs) for b in labs[i + 1 :])
+
+
+def test_palette_colours_differ_clearly_also_for_colour_blind_readers():
+    import seaborn as sns
+
+    from wmrobust import plots
+
+    colors = list(plots.OKABE_ITO.values())
+    assert _min_delta_e(colors) > 25
+    for cvd in ("protanopia", "deuteranopia", "tritanopia"):
+        assert _min_delta_e(colors, cvd) > 15, cvd
+    # The old palette fails the same check (orange / brown, pink / magenta).
+    assert _min_delta_e(sns.color_palette("colorblind", 10), "deuteranopia") < 15
+
+
+def test_every_variant_has_one_distinct_style_and_figures_distinct_colours():
+    import yaml
+
+    from wmrobust import plots
+
+    config = yaml.safe_load((NOTEBOOKS.parents[1] / "config" / "config.yaml").read_text())
+    assert set(config["variant_overrides"]) <= set(plots.VARIANT_STYLES)
+    styles = list(plots.VARIANT_STYLES.values())
+    assert len(set(styles)) == len(styles)  # distinct (colour, marker, line style)
+    assert all(st.color in plots.OKABE_ITO.values() for st in styles)
+    assert not {st.linestyle for st in styles} & {":", "dotted"} and "x" not in {st.marker for st in styles}
+    for artifact, entry in config["artifacts"].items():
+        if entry["output"] != "figure":
+            continue
+        variants = list(dict.fromkeys(v for vs in entry["runs"].values() for v in vs))
+        colors = plots.palette(variants)
+        assert len(set(colors.values())) == len(variants), artifact
+    # Stable across figures: a variant's style does not depend on its companions or order.
+    assert plots.variant_styles(["zd5", "baseline"])["zd5"] == plots.variant_styles(["nzd", "zd5"])["zd5"]
+    # Variants outside the table get colours not taken in their figure, the same in every figure.
+    new = plots.variant_styles(["baseline", "zd5", "nzd", "mine", "yours"])
+    assert len({st.color for st in new.values()}) == 5
+    mine = plots.variant_styles(["mine"])["mine"]
+    companions = [v for v, st in plots.VARIANT_STYLES.items() if st.color != mine.color][:4]
+    assert plots.variant_styles([*companions, "mine"])["mine"] == mine
