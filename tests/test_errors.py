@@ -136,3 +136,45 @@ def test_evaluate_refuses_an_unknown_output_format_before_running(tmp_path, caps
     err = capsys.readouterr().err
     assert "x.txt: unsupported table format '.txt'" in err and "Traceback" not in err
     assert not (tmp_path / "x.txt").exists()
+
+
+# ---- 6: numbers passed as strings (Snakemake's --config) ---------------------------------
+
+
+def test_run_config_number_fields_accept_numeric_strings():
+    cfg = resolve({"train": {"frames": "2000", "prefill_frames": " 500 ", "train_ratio": "1e2"},
+                   "agent": {"jacobian": {"weight": "0.01"}}, "env": {"camera": "1"}, "seed": "3"})
+    assert (cfg.train.frames, cfg.train.prefill_frames, cfg.train.train_ratio) == (2000, 500, 100.0)
+    assert cfg.agent.jacobian.weight == 0.01 and cfg.env.camera == 1 and cfg.seed == 3
+    assert cfg.hash() == resolve({"train": {"frames": 2000, "prefill_frames": 500, "train_ratio": 100.0},
+                                  "agent": {"jacobian": {"weight": 0.01}}, "env": {"camera": 1},
+                                  "seed": 3}).hash()
+    with pytest.raises(ConfigError, match=r"train\.frames: expected an integer, got 2000\.5"):
+        resolve({"train": {"frames": "2000.5"}})
+    with pytest.raises(ConfigError, match=r"env\.task: expected a string, got 5"):
+        resolve({"env": {"task": 5}})
+
+
+def test_experiment_numbers_as_strings_are_coerced_before_the_schema(tmp_path):
+    import jsonschema
+
+    from wmrobust.experiment import coerce_numbers
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    config = merge(CONFIG, {"evaluation_seed_base": "7", "seeds": ["1"], "scales": {"smoke": {
+        "perturbation_levels": {"noise": ["0.2"]}, "seeds": ["0", "1"], "evaluation": {"episodes": "2"},
+        "run": {"train": {"frames": "2000"}}}}})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(config, schema)
+    assert coerce_numbers(config, ROOT / "workflow" / "schemas" / "config.schema.yaml") is config
+    jsonschema.validate(config, schema)
+    smoke = config["scales"]["smoke"]
+    assert smoke["perturbation_levels"]["noise"] == [0.2] and smoke["seeds"] == [0, 1]
+    assert smoke["evaluation"]["episodes"] == 2 and config["evaluation_seed_base"] == 7
+    assert config["seeds"] == ["1"]  # a string is valid there: left as it is
+    assert config["scale"] == "smoke" and smoke["run"]["train"]["frames"] == "2000"  # the run config reads it
+    exp = Experiment(config)
+    assert exp.run_config("walker_walk", "baseline", 0).train.frames == 2000
+    assert "noise=0.2" in exp.conditions
+    bad = {"evaluation_seed_base": "many", "scales": {"s": {"seeds": ["nan"]}}}
+    assert coerce_numbers(bad, schema) == {"evaluation_seed_base": "many", "scales": {"s": {"seeds": ["nan"]}}}

@@ -187,6 +187,23 @@ def build(cls: type, data: dict[str, Any] | None, path: str = "") -> Any:
         raise ConfigError(f"{path or 'config'}: {err}") from err
 
 
+def parse_number(value: Any) -> Any:
+    """A string that reads as a number (``'2000'``, ``'0.5'``, ``'1e-3'``) as that int or float;
+    anything else unchanged. Snakemake's ``--config`` passes numbers inside nested values as
+    strings, so number fields accept them; true/false and text fields stay strict."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return value
+
+
 def _coerce(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
@@ -222,12 +239,14 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected true/false, got {value!r}")
         return value
     if tp is int:
+        value = parse_number(value)  # Snakemake's --config passes nested numbers as strings
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 return int(value)
             raise ConfigError(f"{path}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        value = parse_number(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
         return float(value)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from wmrobust.config import ConfigError, RunConfig, merge, read_yaml, resolve
+from wmrobust.config import ConfigError, RunConfig, merge, parse_number, read_yaml, resolve
 from wmrobust.envs.config import TASK_CAMERAS
-from wmrobust.perturb.spec import FAMILIES, SpecError, parse_condition
+from wmrobust.perturb.spec import FAMILIES, Perturbation, SpecError
 
 SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
 
@@ -119,7 +120,7 @@ class Experiment:
                     except (TypeError, ValueError):
                         raise ConfigError(f"{key}.{family}: level {level!r} is not a number") from None
                     try:
-                        parse_condition(f"{family}={number!r}")
+                        Perturbation(family, number)  # what parse_condition checks of each part
                     except SpecError as err:
                         raise ConfigError(f"{key}.{family}: level {level!r}: {err}") from None
         for task, overrides in cfg["task_overrides"].items():
@@ -317,6 +318,65 @@ class Experiment:
         """Declared threads/mem/runtime/gpu of a compute rule (rollout and collect share evaluate's)."""
         table = self.scale.get("resources") or {}
         return dict(table.get(rule) or table.get("evaluate") or {})
+
+
+def coerce_numbers(config: Any, schema: dict[str, Any] | str | Path) -> Any:
+    """Turn numeric strings into numbers, in place, wherever the JSON schema (a dict or a
+    YAML file) wants an integer or a number: Snakemake's ``--config`` passes numbers inside
+    nested values as strings (``scales={"smoke": {"perturbation_levels": {"noise": [0.2]}}}``).
+    Follows ``properties``, ``additionalProperties``, ``items``, ``anyOf``/``oneOf`` and local
+    ``$ref``s; strings where a string is also valid, and non-finite numbers, are left for the
+    schema to judge. Returns ``config``."""
+    if not isinstance(schema, dict):
+        schema = read_yaml(schema, "config schema")
+    return _coerce_node(config, schema, schema)
+
+
+def _schema_at(schema: Any, root: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its local ``$ref`` (``#/$defs/...``) resolved."""
+    while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/"):
+        target: Any = root
+        for part in schema["$ref"][2:].split("/"):
+            target = target[part]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema if isinstance(schema, dict) else {}
+
+
+def _types(schema: dict[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    return set(kind) if isinstance(kind, list) else {kind} if kind else set()
+
+
+def _coerce_node(value: Any, schema: Any, root: dict[str, Any]) -> Any:
+    schema = _schema_at(schema, root)
+    branches = [_schema_at(b, root) for b in schema.get("anyOf", []) + schema.get("oneOf", [])]
+    if isinstance(value, str):
+        accepted = set().union(_types(schema), *map(_types, branches))
+        if "string" in accepted or not accepted & {"integer", "number"}:
+            return value
+        number = parse_number(value)
+        if isinstance(number, float) and not math.isfinite(number):
+            return value
+        if "number" not in accepted and isinstance(number, float):
+            return int(number) if number.is_integer() else value
+        return number
+    container = "object" if isinstance(value, dict) else "array" if isinstance(value, list) else None
+    if container is None:
+        return value
+    if container not in _types(schema):
+        match = next((b for b in branches if container in _types(b)), None)
+        return value if match is None else _coerce_node(value, match, root)
+    if container == "object":
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        for key in list(value):
+            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[key] = _coerce_node(value[key], sub, root)
+    elif isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            value[i] = _coerce_node(item, schema["items"], root)
+    return value
 
 
 def _subset(full: list, chosen: list | None) -> list:

@@ -6,11 +6,13 @@ from pathlib import Path
 from snakemake.utils import min_version, validate
 
 from wmrobust.config import identity
-from wmrobust.experiment import SOURCES, Experiment
+from wmrobust.experiment import SOURCES, Experiment, coerce_numbers
 
 min_version("9.0")
 
 
+# --config passes numbers inside nested values as strings (config/README.md).
+coerce_numbers(config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 EXPERIMENT = Experiment(config)
 # Resolving the grid resolves every run's config, so a bad override fails before
