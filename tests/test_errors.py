@@ -178,3 +178,75 @@ def test_experiment_numbers_as_strings_are_coerced_before_the_schema(tmp_path):
     assert "noise=0.2" in exp.conditions
     bad = {"evaluation_seed_base": "many", "scales": {"s": {"seeds": ["nan"]}}}
     assert coerce_numbers(bad, schema) == {"evaluation_seed_base": "many", "scales": {"s": {"seeds": ["nan"]}}}
+
+
+# ---- 7: smaller ones -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", float("nan"), float("inf")])
+def test_non_finite_numbers_refused_naming_the_key(value):
+    with pytest.raises(ConfigError, match=r"agent\.jacobian\.weight: expected a finite number"):
+        resolve({"agent": {"jacobian": {"weight": value}}})
+
+
+def test_train_refuses_nan_from_the_command_line(tmp_path, capsys):
+    from wmrobust.train import cli
+
+    assert cli("train", ["--run-dir", str(tmp_path / "D"), "--set", "agent.jacobian.weight=nan"]) == 2
+    err = capsys.readouterr().err
+    assert "agent.jacobian.weight: expected a finite number" in err and not (tmp_path / "D").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"scael": "smoke"}, r"^scael: unknown config key; valid keys here: scale, tasks, variants, seeds"),
+    ({"scales": {"smoke": {"evalution": {}}}}, r"^scales\.smoke\.evalution: unknown config key; valid keys here: "
+                                              r"description, tasks"),
+    ({"variant_overrides": {"zd5": {"agnet": {}}}}, r"^variant_overrides\.zd5\.agnet: unknown config key; "
+                                                    r"valid keys here: env, agent, train$"),
+])
+def test_unknown_experiment_keys_named_in_one_line(overrides, message):
+    from wmrobust.experiment import coerce_numbers
+
+    with pytest.raises(ConfigError, match=message):
+        coerce_numbers(merge(CONFIG, overrides), ROOT / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def test_frames_not_beyond_prefill_refused_naming_both_keys():
+    for frames, prefill in ((2000, 5000), (400, 400)):
+        with pytest.raises(ConfigError, match=rf"train\.frames: {frames} must be more than "
+                                              rf"train\.prefill_frames \({prefill}\)"):
+            resolve({"train": {"frames": frames, "prefill_frames": prefill}})
+    assert resolve({"agent": {"size": "tiny"}, "train": {"frames": 2000, "prefill_frames": 500}}).train.frames == 2000
+    readme = (ROOT / "README.md").read_text()
+    assert "--set train.frames=2000 --set train.prefill_frames=500" in readme
+    for name in CONFIG["scales"]:  # every scale's runs stay valid
+        Experiment(merge(CONFIG, {"scale": name})).runs
+
+
+def test_clean_stop_says_stopped_and_resumable(tmp_path):
+    from test_train import FakeEnv, tiny
+
+    from wmrobust.plan import run_state
+    from wmrobust.train import EXIT_PREEMPTED, read_status, train
+
+    with pytest.raises(SystemExit) as info:
+        train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv, _stop_after_frames=60)
+    assert info.value.code == EXIT_PREEMPTED
+    status = read_status(tmp_path / "status.json")
+    assert status["status"] == "stopped" and status["resumable"] is True
+    assert run_state(tmp_path)["state"] == "stopped"
+    assert train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv) == "finished"
+    status = read_status(tmp_path / "status.json")
+    assert status["status"] == "finished" and status["resumable"] is False
+
+
+def test_every_table_output_declares_its_provenance():
+    """Snakemake deletes the declared outputs of a failed job: a table's provenance
+    (wmrobust.io.write_table writes it beside the table) must be one of them."""
+    import re
+
+    for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        text = path.read_text()
+        for block in re.findall(r"\n    output:\n(.*?)\n    [a-z]+:", text, re.S):
+            for table in re.findall(r"\"([^\"]+\.parquet)\"", block):
+                assert f'"{table}.provenance.json"' in block, (path.name, table)

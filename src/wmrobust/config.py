@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -71,6 +72,10 @@ class TrainConfig:
         for name in ("prefill_frames", "pretrain", "eval_every_frames", "checkpoint_every_seconds", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name}: {getattr(self, name)} must be >= 0")
+        if self.frames <= self.prefill_frames:
+            raise ValueError(f"train.frames: {self.frames} must be more than train.prefill_frames "
+                             f"({self.prefill_frames}): learning starts after the prefill, so the run "
+                             f"would train nothing")
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         value = parse_number(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -326,10 +326,12 @@ def coerce_numbers(config: Any, schema: dict[str, Any] | str | Path) -> Any:
     nested values as strings (``scales={"smoke": {"perturbation_levels": {"noise": [0.2]}}}``).
     Follows ``properties``, ``additionalProperties``, ``items``, ``anyOf``/``oneOf`` and local
     ``$ref``s; strings where a string is also valid, and non-finite numbers, are left for the
-    schema to judge. Returns ``config``."""
+    schema to judge. A key the schema does not allow (``additionalProperties: false``) is
+    refused with a ConfigError naming it and the valid keys, instead of the schema validator's
+    dump of the whole schema. Returns ``config``."""
     if not isinstance(schema, dict):
         schema = read_yaml(schema, "config schema")
-    return _coerce_node(config, schema, schema)
+    return _coerce_node(config, schema, schema, "")
 
 
 def _schema_at(schema: Any, root: dict[str, Any]) -> dict[str, Any]:
@@ -347,7 +349,7 @@ def _types(schema: dict[str, Any]) -> set[str]:
     return set(kind) if isinstance(kind, list) else {kind} if kind else set()
 
 
-def _coerce_node(value: Any, schema: Any, root: dict[str, Any]) -> Any:
+def _coerce_node(value: Any, schema: Any, root: dict[str, Any], path: str) -> Any:
     schema = _schema_at(schema, root)
     branches = [_schema_at(b, root) for b in schema.get("anyOf", []) + schema.get("oneOf", [])]
     if isinstance(value, str):
@@ -365,17 +367,20 @@ def _coerce_node(value: Any, schema: Any, root: dict[str, Any]) -> Any:
         return value
     if container not in _types(schema):
         match = next((b for b in branches if container in _types(b)), None)
-        return value if match is None else _coerce_node(value, match, root)
+        return value if match is None else _coerce_node(value, match, root, path)
     if container == "object":
         properties = schema.get("properties") or {}
         extra = schema.get("additionalProperties")
         for key in list(value):
+            if extra is False and key not in properties:
+                where = f"{path}.{key}" if path else str(key)
+                raise ConfigError(f"{where}: unknown config key; valid keys here: {', '.join(properties)}")
             sub = properties.get(key, extra if isinstance(extra, dict) else None)
             if sub is not None:
-                value[key] = _coerce_node(value[key], sub, root)
+                value[key] = _coerce_node(value[key], sub, root, f"{path}.{key}" if path else str(key))
     elif isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
-            value[i] = _coerce_node(item, schema["items"], root)
+            value[i] = _coerce_node(item, schema["items"], root, f"{path}[{i}]")
     return value
 
 

@@ -217,10 +217,13 @@ class Trainer:
         write_table(df[columns + losses + rest], self.run_dir / "metrics.parquet", config_hash=self.hash)
 
     def write_status(self, status: str, diverged_at: dict | None = None) -> None:
+        """status.json: running, stopped (a clean SIGTERM/SIGINT: resumable from the checkpoint),
+        finished or diverged; ``resumable`` says whether rerunning the command continues it."""
         atomic_write_json(self.run_dir / "status.json", {
             "status": status, "frames": self.frames, "updates": self.count["updates"],
             "config_hash": self.hash, "device": self.device, "precision": self.cfg.train.precision,
-            "diverged_at": diverged_at, "pid": os.getpid(), **provenance()})
+            "diverged_at": diverged_at, "pid": os.getpid(), "resumable": status in ("running", "stopped"),
+            **provenance()})
 
     # ---- checkpoints ------------------------------------------------------------
 
@@ -325,6 +328,7 @@ class Trainer:
                 if self.stop_requested:
                     self.save_checkpoint()
                     self.write_metrics()
+                    self.write_status("stopped")
                     print(f"stop requested: checkpoint saved at frames {self.frames}, "
                           f"exiting {EXIT_PREEMPTED}", flush=True)
                     raise SystemExit(EXIT_PREEMPTED)

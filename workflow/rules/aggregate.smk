@@ -6,6 +6,7 @@ rule aggregate:
         lambda w: source_files(w.artifact, w.source),
     output:
         f"{AGGREGATE}/{{artifact}}/{{source}}.parquet",
+        f"{AGGREGATE}/{{artifact}}/{{source}}.parquet.provenance.json",
     log:
         selection_dir(f"{RESULTS}/logs/aggregate", "{artifact}", "{source}.log"),
     localrule: True

@@ -11,7 +11,7 @@ from wmrobust.experiment import SOURCES, Experiment, coerce_numbers
 min_version("9.0")
 
 
-# --config passes numbers inside nested values as strings (config/README.md).
+# --config passes nested numbers as strings; unknown keys are named (config/README.md).
 coerce_numbers(config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 EXPERIMENT = Experiment(config)

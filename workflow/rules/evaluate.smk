@@ -7,6 +7,8 @@ rule evaluate:
         status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
     output:
         "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}.parquet",
+        # Declared so that a failed job leaves no provenance without its table.
+        "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}.parquet.provenance.json",
     log:
         "results/{scale}/logs/evaluate/{task}/{variant}/seed{seed}-{rid}.log",
     benchmark:
@@ -58,6 +60,8 @@ rule rollout:
     output:
         errors="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}.parquet",
         jacobian="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}.jacobian.parquet",
+        errors_provenance="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}.parquet.provenance.json",
+        jacobian_provenance="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}.jacobian.parquet.provenance.json",
     log:
         "results/{scale}/logs/rollout/{task}/{variant}/seed{seed}-{rid}.log",
     benchmark:

@@ -9,6 +9,7 @@ rule train:
     output:
         model="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt",
         metrics="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/metrics.parquet",
+        metrics_provenance="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/metrics.parquet.provenance.json",
         status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
     log:
         "results/{scale}/logs/train/{task}/{variant}/seed{seed}-{rid}.log",
