@@ -15,6 +15,7 @@ from wmrobust.agent.config import LatentErrorConfig
 from wmrobust.agent.jacobian import frobenius_sq, spectral_norm
 from wmrobust.agent.latent_error import apply_latent_error
 from wmrobust.agent.nets import TruncNormal, TwoHot, UnitGaussian, symexp
+from wmrobust.agent.replay import Replay
 from wmrobust.config import resolve
 
 torch.set_num_threads(1)
@@ -290,6 +291,25 @@ def test_actor_and_critic_losses_reach_only_their_own_networks(preset):
     critic_loss.backward()
     assert touched(agent.behavior.critic)
     assert not touched(agent.world_model) and not touched(agent.behavior.actor)
+
+
+def test_replay_windows_start_with_is_first():
+    """As in DreamerV2 and DreamerV3, a window sampled from inside an episode starts at the
+    initial state: is_first[:, 0] is set; the rest and the stored episode are untouched."""
+    replay = Replay(1000)
+    length = 40
+    first = np.zeros(length, bool)
+    first[0] = True
+    replay.add({"action": np.zeros((length, 2), np.float32), "reward": np.arange(length, dtype=np.float32),
+                "is_first": first, "is_terminal": np.zeros(length, bool)})
+    batch = replay.sample(64, 10, np.random.default_rng(0))
+    assert (batch["reward"][:, 0] > 0).any()  # some windows start inside the episode
+    assert batch["is_first"][:, 0].all() and not batch["is_first"][:, 1:].any()
+    assert replay.episodes[0]["is_first"].sum() == 1
+    plain = Replay(1000, first_at_start=False)
+    plain.episodes = replay.episodes
+    batch = plain.sample(64, 10, np.random.default_rng(0))
+    np.testing.assert_array_equal(batch["is_first"][:, 0], batch["reward"][:, 0] == 0)
 
 
 def test_config_modules_do_not_import_torch():

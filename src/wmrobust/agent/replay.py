@@ -16,8 +16,12 @@ from wmrobust.io import atomic_path
 
 
 class Replay:
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, first_at_start: bool = True):
         self.capacity = capacity
+        # DreamerV2 and DreamerV3 mark every sampled window's first step as an episode start,
+        # so the world model filters it from the initial state instead of a zero state it
+        # would otherwise treat as the (unseen) previous step.
+        self.first_at_start = first_at_start
         self.episodes: dict[int, dict[str, np.ndarray]] = {}
         self.next_id = 0
 
@@ -36,15 +40,19 @@ class Replay:
         return any(len(ep["reward"]) >= length for ep in self.episodes.values())
 
     def sample(self, batch_size: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """(B, T, ...) sequences, every valid window of every episode equally likely."""
+        """(B, T, ...) sequences, every valid window of every episode equally likely;
+        ``is_first[:, 0]`` is True (``first_at_start``) wherever the window starts."""
         eps = [ep for ep in self.episodes.values() if len(ep["reward"]) >= length]
         if not eps:
             raise ValueError(f"replay holds no episode of at least batch_length={length} steps")
         windows = np.array([len(ep["reward"]) - length + 1 for ep in eps], dtype=np.float64)
         which = rng.choice(len(eps), size=batch_size, p=windows / windows.sum())
         starts = [int(rng.integers(0, windows[i])) for i in which]
-        return {key: np.stack([eps[i][key][s : s + length] for i, s in zip(which, starts)])
-                for key in eps[0]}
+        batch = {key: np.stack([eps[i][key][s : s + length] for i, s in zip(which, starts)])
+                 for key in eps[0]}
+        if self.first_at_start and "is_first" in batch:
+            batch["is_first"][:, 0] = True  # np.stack copied: the stored episodes stay as they are
+        return batch
 
     def save(self, folder: Path) -> list[int]:
         """Write the episodes not yet in ``folder``; returns the ids held."""
