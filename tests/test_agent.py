@@ -14,7 +14,7 @@ from wmrobust.agent.behavior import lambda_returns
 from wmrobust.agent.config import LatentErrorConfig
 from wmrobust.agent.jacobian import frobenius_sq, spectral_norm
 from wmrobust.agent.latent_error import apply_latent_error
-from wmrobust.agent.nets import TruncNormal, TwoHot, UnitGaussian, symexp
+from wmrobust.agent.nets import BoundedNormal, TruncNormal, TwoHot, UnitGaussian, symexp
 from wmrobust.agent.replay import Replay
 from wmrobust.config import resolve
 
@@ -269,6 +269,32 @@ def test_actor_moves_towards_the_rewarded_action(actor_grad):
     with torch.no_grad():
         after = agent.behavior.actor(feat).mode.mean(0)
     assert after[0] > before[0] + 0.3 and after[1] < before[1] - 0.3, (before, after)
+
+
+def test_bounded_normal_score_of_its_samples_is_unbiased():
+    """REINFORCE needs E[d log p(a) / d loc] = 0 over the distribution's own samples; scoring
+    samples clipped to [-1, 1] instead biases it (here by about -0.46)."""
+    torch.manual_seed(0)
+    loc = torch.full((100_000, 1), 0.8, requires_grad=True)
+    dist = BoundedNormal(loc, torch.full((100_000, 1), 0.5))
+    action = dist.rsample().detach()
+    assert action.abs().max() > 1  # raw samples leave the action bounds
+    (score,) = torch.autograd.grad(dist.log_prob(action).sum(), loc)
+    assert abs(score.mean().item()) < 0.03
+
+
+@pytest.mark.parametrize("actor_grad", ["dynamics", "reinforce"])
+def test_imagination_clips_the_transition_input_not_the_scored_action(actor_grad):
+    agent = tiny_agent("vector", preset="dreamerv3", actor_grad=actor_grad)
+    ac, rssm = agent.behavior, agent.world_model.rssm
+    ac.actor.forward = lambda feat: BoundedNormal(torch.full((feat.shape[0], 2), 0.9), torch.ones(feat.shape[0], 2))
+    seen, img_step = [], rssm.img_step
+    rssm.img_step = lambda state, action, sample=True: seen.append(action) or img_step(state, action, sample)
+    start = rssm.initial(64, "cpu")
+    _, steps = ac.imagine(agent.world_model, start)
+    raw = torch.stack([a for _, a in steps])
+    assert raw.abs().max() > 1
+    torch.testing.assert_close(torch.stack(seen), raw.clamp(-1, 1))
 
 
 @pytest.mark.parametrize("preset", ["dreamerv2", "dreamerv3"])

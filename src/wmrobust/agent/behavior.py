@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from wmrobust.agent.config import AgentConfig
-from wmrobust.agent.nets import Actor, ScalarHead
+from wmrobust.agent.nets import Actor, ScalarHead, clip_action
 from wmrobust.agent.world_model import State, WorldModel, feature
 
 
@@ -55,14 +55,15 @@ class ActorCritic(nn.Module):
 
     def imagine(self, wm: WorldModel, start: State) -> tuple[torch.Tensor, list]:
         """Roll the actor out in the world model: features (H + 1, N, F) and the action
-        distributions at steps 0..H-1 with their sampled actions."""
+        distributions at steps 0..H-1 with their raw (unclipped) sampled actions."""
         state, feats, steps = start, [feature(start)], []
         for _ in range(self.cfg.imag_horizon):
             dist = self.actor(feats[-1].detach())
             action = dist.rsample()
             if self.cfg.actor_grad == "reinforce":
                 action = action.detach()
-            state = wm.rssm.img_step(state, action)
+            # Only the transition sees the clipped action; REINFORCE scores the raw sample.
+            state = wm.rssm.img_step(state, clip_action(action))
             feats.append(feature(state))
             steps.append((dist, action))
         return torch.stack(feats), steps
@@ -71,6 +72,12 @@ class ActorCritic(nn.Module):
         """Actor and critic losses from imagination started at the (B, T) posterior states."""
         cfg = self.cfg
         start = {k: v.detach().flatten(0, 1) for k, v in post.items()}
+        terminal = is_terminal.flatten()
+        n = terminal.shape[0]
+        if 0 < cfg.imag_starts < n:
+            # A random subset of starts: imagination dominates the update's arithmetic.
+            pick = torch.randperm(n, device=terminal.device)[:cfg.imag_starts]
+            start, terminal = {k: v[pick] for k, v in start.items()}, terminal[pick]
         with frozen(wm):
             feats, steps = self.imagine(wm, start)
             reward = wm.reward(feats[1:]).mean
@@ -81,7 +88,7 @@ class ActorCritic(nn.Module):
             value = bootstrap(feats).mean
         returns = lambda_returns(reward, value, disc, cfg.return_lambda)
         # Loss weight of step t: the discounted probability that the rollout is still alive.
-        alive = torch.cat([(1 - is_terminal.float().flatten())[None], disc[:-1]])
+        alive = torch.cat([(1 - terminal.float())[None], disc[:-1]])
         weight = torch.cumprod(alive, 0).detach()
 
         scale = torch.ones(())
@@ -95,9 +102,10 @@ class ActorCritic(nn.Module):
         if cfg.actor_grad == "dynamics":
             objective = returns / scale
         else:
+            # The baseline is the network that bootstraps the returns: DreamerV2 the slow
+            # critic, DreamerV3 the critic (its ``slowtar: False``).
             logp = torch.stack([dist.log_prob(action) for dist, action in steps])
-            baseline = self.critic(feats[:-1]).mean
-            objective = logp * ((returns - baseline) / scale).detach()
+            objective = logp * ((returns - value[:-1]) / scale).detach()
         actor_loss = -(weight * (objective + cfg.actor_entropy * entropy)).mean()
 
         dist = self.critic(feats[:-1].detach())

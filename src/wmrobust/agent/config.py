@@ -71,6 +71,8 @@ class AgentConfig:
     """L2 weight decay on the transition network only (the `l2dyn` baseline)."""
     imag_horizon: int = 15
     """Imagination horizon of actor-critic learning."""
+    imag_starts: int = 0
+    """Posterior states of the replay batch that start imagination: 0 = all (the references), else a random subset of this many."""
 
     # World model architecture.
     deter: int = 200
@@ -128,7 +130,7 @@ class AgentConfig:
     actor_dist: Literal["trunc_normal", "normal"] = "trunc_normal"
     """Continuous action distribution: tanh-mean truncated normal (V2) or normal with bounded std (V3)."""
     actor_grad: Literal["dynamics", "reinforce"] = "dynamics"
-    """Actor gradient: backpropagate returns through the learned dynamics, or REINFORCE."""
+    """Actor gradient: backprop through the learned dynamics (V2 DMC; V3 2023 continuous), or REINFORCE on the raw sample with advantage (R - v) / scale (current V3 recipe)."""
     actor_entropy: float = 1e-4
     """Entropy bonus scale of the actor."""
     min_std: float = 0.1
@@ -154,6 +156,8 @@ class AgentConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"agent.{name}: {getattr(self, name)} must be > 0")
+        if self.imag_starts < 0:
+            raise ValueError(f"agent.imag_starts: {self.imag_starts} must be >= 0 (0 = all states)")
         if self.mlp_layers < 0:
             raise ValueError(f"agent.mlp_layers: {self.mlp_layers} must be >= 0")
         for name in ("aug_noise_std", "transition_weight_decay", "unimix", "kl_free", "actor_entropy"):
@@ -169,6 +173,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "dreamerv2": {
         "train": {"batch_size": 16, "batch_length": 50, "train_ratio": 16 * 50 / 5},
     },
+    # DreamerV3 as published in 2023 (danijar/dreamerv3 before the 2024 rewrite), whose
+    # continuous-control actor learns by backprop through the dynamics; the current official
+    # recipe learns every actor by REINFORCE: add agent.actor_grad=reinforce for it.
     "dreamerv3": {
         "agent": {
             "deter": 512, "hidden": 512, "units": 512, "mlp_layers": 2, "cnn_depth": 32,

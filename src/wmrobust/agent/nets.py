@@ -232,15 +232,24 @@ class TruncNormal:
         return ent.sum(-1)
 
 
+def clip_action(action: torch.Tensor) -> torch.Tensor:
+    """Elementwise clip to [-1, 1] as DreamerV3 clips the transition's action input
+    (``a / sg(max(1, |a|))``: inside the bounds the identity, outside the bound with the
+    gradient scaled by 1 / |a|). Applied only where an action is used, never to the sample
+    a policy-gradient estimator scores."""
+    return action / action.detach().abs().clamp_min(1.0)
+
+
 class BoundedNormal:
-    """Normal with tanh mean; samples clipped to [-1, 1] with straight-through gradients (V3-like)."""
+    """Normal with tanh mean and bounded std (V3). Samples are not clipped: REINFORCE must
+    score the raw sample (the log-density of a clipped one is biased towards the bounds);
+    the environment and the transition input clip it (``clip_action``)."""
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
         self.dist = torch.distributions.Normal(loc, scale)
 
     def rsample(self) -> torch.Tensor:
-        x = self.dist.rsample()
-        return x + (x.clamp(-1, 1) - x).detach()
+        return self.dist.rsample()
 
     @property
     def mode(self) -> torch.Tensor:
