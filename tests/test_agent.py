@@ -319,6 +319,71 @@ def test_actor_and_critic_losses_reach_only_their_own_networks(preset):
     assert not touched(agent.world_model) and not touched(agent.behavior.actor)
 
 
+@pytest.mark.parametrize("preset", ["dreamerv2", "dreamerv3"])
+def test_dynamics_objective_is_the_normalized_advantage_in_dreamerv3(preset):
+    """DreamerV3 backprops (R - v) / scale with v keeping its gradient; DreamerV2 R alone. The
+    start value v_0 enters no return, so d loss / d v_0 is weight / (scale * entries) or 0."""
+    agent = tiny_agent("vector", preset=preset)
+    assert agent.cfg.actor_grad == "dynamics" and agent.cfg.actor_advantage == (preset == "dreamerv3")
+    ac = agent.behavior
+    values = []
+    for critic in (ac.critic, ac.slow_critic):
+        def forward(feat, net=critic.net, twohot=critic.twohot):
+            out = net(feat)
+            values.append(TwoHot(out.float()).mean if twohot else out[..., 0])
+            return UnitGaussian(values[-1])
+        critic.forward = forward
+    data = agent.world_model.to_tensors(make_batch("vector"), "cpu")
+    _, post, _ = agent.world_model.loss(data)
+    actor_loss, _, _ = ac.loss(agent.world_model, post, data["is_terminal"])
+    (grad,) = torch.autograd.grad(actor_loss, values[0])  # the bootstrap's value
+    scale = (ac.return_high - ac.return_low).clamp_min(1) if agent.cfg.return_norm else 1.0
+    expected = 1 / (scale * grad[:-1].numel()) if preset == "dreamerv3" else 0.0
+    torch.testing.assert_close(grad[0], torch.full_like(grad[0], float(expected)))
+
+
+@pytest.mark.parametrize("preset", ["dreamerv2", "dreamerv3"])
+def test_initial_state_is_learned_in_dreamerv3(preset):
+    """DreamerV3: episodes start from h0 = tanh(w), z0 the prior's mode, and w is trained by
+    the world-model loss; DreamerV2 starts from zeros."""
+    agent = tiny_agent("vector", preset=preset)
+    rssm = agent.world_model.rssm
+    init = rssm.initial(3, "cpu")
+    if preset == "dreamerv2":
+        assert not hasattr(rssm, "initial_deter") and not any(v.any() for v in init.values())
+        return
+    with torch.no_grad():
+        rssm.initial_deter.normal_()
+    init = rssm.initial(3, "cpu")
+    torch.testing.assert_close(init["deter"], torch.tanh(rssm.initial_deter).expand(3, -1))
+    torch.testing.assert_close(init["stoch"], rssm.sample(rssm.prior_logits(init["deter"]), sample=False))
+    # At is_first the previous state and action are replaced by the initial state and zeros.
+    embed = torch.randn(3, agent.world_model.encoder.out_dim)
+    junk = {k: torch.randn_like(v) for k, v in init.items()}
+    first = rssm.obs_step(junk, torch.randn(3, 2), embed, torch.ones(3, dtype=torch.bool), sample=False)
+    fresh = rssm.obs_step(init, torch.zeros(3, 2), embed, torch.zeros(3, dtype=torch.bool), sample=False)
+    for k in first:
+        torch.testing.assert_close(first[k], fresh[k])
+    loss, _, _ = agent.world_model.loss(agent.world_model.to_tensors(make_batch("vector"), "cpu"))
+    (grad,) = torch.autograd.grad(loss, rssm.initial_deter)
+    assert grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("preset", ["dreamerv2", "dreamerv3"])
+def test_image_decoder_input_layer_norm_and_act_in_dreamerv3(preset):
+    agent = tiny_agent("image", preset=preset)
+    dec = agent.world_model.decoder
+    seen = []
+    dec.net[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    feat = torch.randn(5, agent.world_model.feat_dim)
+    dec(feat)
+    x = dec.inp(feat).reshape(5, dec.top, 4, 4)
+    if preset == "dreamerv3":  # LayerNorm over the channels, then SiLU
+        x = torch.nn.functional.silu(torch.nn.functional.layer_norm(
+            x.permute(0, 2, 3, 1), (dec.top,), eps=1e-3).permute(0, 3, 1, 2))
+    torch.testing.assert_close(seen[0], x)
+
+
 def test_replay_windows_start_with_is_first():
     """As in DreamerV2 and DreamerV3, a window sampled from inside an episode starts at the
     initial state: is_first[:, 0] is set; the rest and the stored episode are untouched."""

@@ -100,7 +100,9 @@ class ActorCritic(nn.Module):
             scale = (self.return_high - self.return_low).clamp_min(1.0)
         entropy = torch.stack([dist.entropy() for dist, _ in steps])
         if cfg.actor_grad == "dynamics":
-            objective = returns / scale
+            # V3 (2023) backprops the advantage; v_t keeps its gradient, which reaches the
+            # actor through the imagined state s_t (t > 0) like the returns do.
+            objective = (returns - value[:-1] if cfg.actor_advantage else returns) / scale
         else:
             # The baseline is the network that bootstraps the returns: DreamerV2 the slow
             # critic, DreamerV3 the critic (its ``slowtar: False``).

@@ -95,6 +95,10 @@ class AgentConfig:
     """Activation function."""
     norm: Literal["none", "layer"] = "none"
     """Normalization after every hidden layer (the GRU is always layer-normalized)."""
+    initial_state: Literal["zeros", "learned"] = "zeros"
+    """RSSM state at episode starts: zeros (V2) or learned, h0 = tanh(w), z0 the prior's mode at h0 (V3 `initial: learned`)."""
+    decoder_in_act: bool = False
+    """Image decoder: norm and activation after the linear map to the first 4x4 feature map (current V3) instead of none (V2, V3 2023)."""
 
     # World model loss.
     kl_dyn: float = 0.8
@@ -141,6 +145,8 @@ class AgentConfig:
     """lambda of the lambda-returns."""
     return_norm: bool = False
     """Scale returns by max(1, EMA of their 5th-95th percentile range) in the actor loss (V3)."""
+    actor_advantage: bool = False
+    """Dynamics backprop maximizes the advantage (R - v) / scale, v the critic's value with its gradient (V3), instead of R / scale (V2)."""
     slow_critic_every: int = 100
     """Updates between slow-critic updates."""
     slow_critic_fraction: float = 1.0
@@ -179,13 +185,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "dreamerv3": {
         "agent": {
             "deter": 512, "hidden": 512, "units": 512, "mlp_layers": 2, "cnn_depth": 32,
-            "act": "silu", "norm": "layer", "unimix": 0.01,
+            "act": "silu", "norm": "layer", "unimix": 0.01, "initial_state": "learned", "decoder_in_act": True,
             "kl_dyn": 0.5, "kl_rep": 0.1, "kl_free": 1.0, "kl_free_per_step": True,
             "symlog": True, "twohot": True, "continue_head": True,
             "model_lr": 1e-4, "model_eps": 1e-8, "model_clip": 1000.0,
             "actor_lr": 3e-5, "critic_lr": 3e-5, "ac_eps": 1e-5, "ac_clip": 100.0,
             "actor_dist": "normal", "actor_entropy": 3e-4, "discount": 0.997,
-            "return_norm": True, "slow_critic_every": 1, "slow_critic_fraction": 0.02,
+            "return_norm": True, "actor_advantage": True, "slow_critic_every": 1, "slow_critic_fraction": 0.02,
             "slow_critic_target": False, "slow_critic_reg": 1.0,
         },
         "train": {"batch_size": 16, "batch_length": 64, "train_ratio": 512.0},

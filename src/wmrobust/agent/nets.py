@@ -126,7 +126,12 @@ class Decoder(nn.Module):
             stages = conv_stages(shape[0])
             top = cfg.cnn_depth * 2 ** (stages - 1)
             self.top = top
-            self.inp = nn.Linear(feat_dim, top * 4 * 4)
+            self.inp = nn.Linear(feat_dim, top * 4 * 4, bias=not cfg.decoder_in_act or cfg.norm == "none")
+            # Current DreamerV3 normalizes and activates the first feature map (its `space`
+            # layer); DreamerV2 and DreamerV3 (2023) feed the linear map to the conv directly.
+            self.inp_act = nn.Sequential(
+                *([ChannelNorm(top, eps=1e-3)] if cfg.decoder_in_act and cfg.norm == "layer" else []),
+                *([ACTIVATIONS[cfg.act]()] if cfg.decoder_in_act else []))
             layers, channels = [], top
             for i in reversed(range(stages)):
                 last = i == 0
@@ -147,7 +152,7 @@ class Decoder(nn.Module):
         lead = feat.shape[:-1]
         if self.key == "image":
             x = self.inp(feat.reshape(-1, feat.shape[-1])).reshape(-1, self.top, 4, 4)
-            x = self.net(x.contiguous(memory_format=torch.channels_last))
+            x = self.net(self.inp_act(x).contiguous(memory_format=torch.channels_last))
             return x.permute(0, 2, 3, 1).reshape(*lead, *self.shape)
         return self.net(feat)
 

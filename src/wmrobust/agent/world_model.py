@@ -38,12 +38,20 @@ class RSSM(nn.Module):
         self.post_embed = nn.Linear(embed_dim, cfg.hidden, bias=cfg.norm == "none")
         self.post_out = nn.Sequential(*norm_act(cfg.hidden, cfg), nn.Linear(cfg.hidden, self.stoch_dim))
         glorot_init(self)
+        if cfg.initial_state == "learned":  # DreamerV3: h0 = tanh(w), w starting at zero
+            self.initial_deter = nn.Parameter(torch.zeros(cfg.deter))
 
     def transition_parameters(self) -> list[nn.Parameter]:
         """Parameters of f(h, z~, a) -> h' (the target of the l2dyn baseline)."""
         return [*self.img_in.parameters(), *self.gru.parameters(), *self.gru_norm.parameters()]
 
     def initial(self, batch: int, device) -> State:
+        """The state episodes start from: zeros, or the learned h0 with z0 the prior's mode
+        (straight-through, so the world-model loss trains h0 through z0 as well)."""
+        if self.cfg.initial_state == "learned":
+            deter = torch.tanh(self.initial_deter).to(device).expand(batch, -1)
+            logits = self.prior_logits(deter)
+            return {"deter": deter, "stoch": self.sample(logits, sample=False), "logits": logits}
         zeros = torch.zeros
         return {"deter": zeros(batch, self.cfg.deter, device=device),
                 "stoch": zeros(batch, self.stoch_dim, device=device),
@@ -85,12 +93,20 @@ class RSSM(nn.Module):
 
     def obs_step(self, state: State, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor,
                  error: LatentErrorConfig | None = None, sample: bool = True,
-                 embed_proj: torch.Tensor | None = None) -> State:
+                 embed_proj: torch.Tensor | None = None, initial: State | None = None) -> State:
         """Posterior step after ``action`` and observing ``embed``; ``embed_proj`` is
         ``post_embed(embed)`` when already computed. Episode starts (``is_first``) reset the
-        state and action to zeros. (The prior's logits follow from ``prior_logits(deter)``.)"""
+        state to ``initial`` (default ``self.initial``) and the action to zeros. (The prior's
+        logits follow from ``prior_logits(deter)``.)"""
         keep = (~is_first).to(action.dtype)[:, None]
-        state = {k: v * (keep if v.dim() == 2 else keep[..., None]) for k, v in state.items()}
+
+        def mask(v, m):
+            return v * (m if v.dim() == 2 else m[..., None])
+
+        state = {k: mask(v, keep) for k, v in state.items()}
+        if self.cfg.initial_state == "learned":
+            initial = initial if initial is not None else self.initial(action.shape[0], action.device)
+            state = {k: v + mask(initial[k], 1 - keep) for k, v in state.items()}
         action = action * keep
         site = error.site if error is not None else "stoch"
         deter = self.transition(state["deter"], state["stoch"], action)
@@ -112,14 +128,15 @@ class RSSM(nn.Module):
     def observe(self, embed, action, is_first, state=None, error=None, sample=True) -> tuple[State, torch.Tensor]:
         """Filter a (B, T) sequence: posterior states stacked to (B, T, ...) and the prior's
         logits (B, T, stoch, classes) at the same steps."""
-        state = state if state is not None else self.initial(embed.shape[0], embed.device)
+        initial = self.initial(embed.shape[0], embed.device)  # once for the whole sequence
+        state = state if state is not None else initial
         site = error.site if error is not None else "stoch"
         if site != "embed":  # noise-free embeddings: project the whole sequence at once
             proj = self.post_embed(embed)
         posts = []
         for t in range(embed.shape[1]):
             state = self.obs_step(state, action[:, t], embed[:, t], is_first[:, t], error, sample,
-                                  None if site == "embed" else proj[:, t])
+                                  None if site == "embed" else proj[:, t], initial)
             posts.append(state)
         post = {k: torch.stack([s[k] for s in posts], 1) for k in posts[0]}
         return post, self.prior_logits(post["deter"])
