@@ -16,6 +16,7 @@ from wmrobust.agent.jacobian import frobenius_sq, spectral_norm
 from wmrobust.agent.latent_error import apply_latent_error
 from wmrobust.agent.nets import BoundedNormal, TruncNormal, TwoHot, UnitGaussian, symexp
 from wmrobust.agent.replay import Replay
+from wmrobust.agent.world_model import DecayedAdam
 from wmrobust.config import resolve
 
 torch.set_num_threads(1)
@@ -382,6 +383,42 @@ def test_image_decoder_input_layer_norm_and_act_in_dreamerv3(preset):
         x = torch.nn.functional.silu(torch.nn.functional.layer_norm(
             x.permute(0, 2, 3, 1), (dec.top,), eps=1e-3).permute(0, 3, 1, 2))
     torch.testing.assert_close(seen[0], x)
+
+
+@pytest.mark.parametrize("preset", ["dreamerv2", "dreamerv3"])
+def test_world_model_weight_decay(preset):
+    """DreamerV2's model_opt.wd = 1e-6 (DreamerV3: 0): each step first multiplies every
+    world-model parameter, norms and biases included, by (1 - wd); the transition's coupled
+    L2 (l2dyn) still comes on top through Adam's gradient."""
+    cfg = resolve({"agent": {"preset": preset, "size": "tiny"}}).agent
+    assert cfg.model_weight_decay == (1e-6 if preset == "dreamerv2" else 0.0)
+    agent = tiny_agent("vector", preset=preset, model_weight_decay=0.1, transition_weight_decay=0.01)
+    wm = agent.world_model
+    opt = wm.optimizer()
+    before = {n: p.detach().clone() for n, p in wm.named_parameters()}
+    for p in wm.parameters():
+        p.grad = torch.zeros_like(p)  # no loss gradient: Adam moves only the L2 group
+    opt.step()
+    transition = {id(p) for p in wm.rssm.transition_parameters()}
+    for name, p in wm.named_parameters():
+        if id(p) in transition:  # decayed, then Adam's first step on the L2 gradient g
+            g = 0.01 * 0.9 * before[name]
+            expected = 0.9 * before[name] - agent.cfg.model_lr * g / (g.abs() + agent.cfg.model_eps)
+        else:
+            expected = 0.9 * before[name]
+        torch.testing.assert_close(p.detach(), expected, msg=name)
+    assert any(n.endswith("bias") for n in before) and any("norm" in n for n in before)
+    # A state dict of the plain Adam (older checkpoints) loads and keeps the configured decay.
+    plain = torch.optim.Adam([{"params": g["params"]} for g in opt.param_groups])
+    opt.load_state_dict(plain.state_dict())
+    assert [g["decay"] for g in opt.param_groups] == [0.1, 0.1]
+
+
+@pytest.mark.xfail(strict=True, reason="agent.py (not this test's owner) must build model_opt with "
+                   "self.world_model.optimizer(); remove this marker when it does")
+def test_agent_applies_world_model_weight_decay():
+    agent = tiny_agent("vector", model_weight_decay=0.1)
+    assert isinstance(agent.model_opt, DecayedAdam) and agent.model_opt.param_groups[0]["decay"] == 0.1
 
 
 def test_replay_windows_start_with_is_first():

@@ -121,6 +121,8 @@ class AgentConfig:
     """Adam epsilon of the world model."""
     model_clip: float = 100.0
     """Global gradient-norm clip of the world model."""
+    model_weight_decay: float = 1e-6
+    """Decoupled decay of the world model: every parameter shrinks by this fraction before each step (V2 `model_opt.wd`; V3 0)."""
 
     # Actor-critic.
     actor_lr: float = 8e-5
@@ -169,7 +171,7 @@ class AgentConfig:
         for name in ("aug_noise_std", "transition_weight_decay", "unimix", "kl_free", "actor_entropy"):
             if getattr(self, name) < 0:
                 raise ValueError(f"agent.{name}: {getattr(self, name)} must be >= 0")
-        for name in ("discount", "return_lambda", "slow_critic_fraction"):
+        for name in ("discount", "return_lambda", "slow_critic_fraction", "model_weight_decay"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"agent.{name}: {getattr(self, name)} must be in [0, 1]")
 
@@ -188,7 +190,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "act": "silu", "norm": "layer", "unimix": 0.01, "initial_state": "learned", "decoder_in_act": True,
             "kl_dyn": 0.5, "kl_rep": 0.1, "kl_free": 1.0, "kl_free_per_step": True,
             "symlog": True, "twohot": True, "continue_head": True,
-            "model_lr": 1e-4, "model_eps": 1e-8, "model_clip": 1000.0,
+            "model_lr": 1e-4, "model_eps": 1e-8, "model_clip": 1000.0, "model_weight_decay": 0.0,
             "actor_lr": 3e-5, "critic_lr": 3e-5, "ac_eps": 1e-5, "ac_clip": 100.0,
             "actor_dist": "normal", "actor_entropy": 3e-4, "discount": 0.997,
             "return_norm": True, "actor_advantage": True, "slow_critic_every": 1, "slow_critic_fraction": 0.02,

@@ -20,6 +20,32 @@ from wmrobust.agent.nets import MLP, Decoder, Encoder, ScalarHead, dense, glorot
 State = dict[str, torch.Tensor]
 
 
+class DecayedAdam(torch.optim.Adam):
+    """Adam plus DreamerV2's weight decay: before each step, every parameter of a group with
+    ``decay`` > 0 is multiplied by (1 - decay) (decoupled from the gradient, not scaled by the
+    learning rate, and on all variables, norms and biases included: its ``wd_pattern: '.*'``).
+    The gradients were taken at the undecayed weights, as in the reference."""
+
+    def __init__(self, params, decay: float = 0.0, **kwargs):
+        super().__init__(params, **kwargs)
+        self.defaults["decay"] = decay
+        for group in self.param_groups:
+            group.setdefault("decay", decay)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:  # state dicts saved by a plain Adam carry no decay
+            group.setdefault("decay", self.defaults.get("decay", 0.0))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            if group["decay"]:
+                for p in group["params"]:
+                    p.mul_(1 - group["decay"])
+        return super().step(closure)
+
+
 class RSSM(nn.Module):
     """Recurrent state-space model: GRU deterministic path, categorical stochastic path."""
 
@@ -164,6 +190,19 @@ class WorldModel(nn.Module):
         self.decoder = Decoder(self.feat_dim, obs_space, cfg)
         self.reward = ScalarHead(self.feat_dim, cfg)
         self.cont = MLP(self.feat_dim, 1, cfg) if cfg.continue_head else None
+
+    def optimizer(self) -> DecayedAdam:
+        """The world model's optimizer: Adam with the config's decoupled ``model_weight_decay``
+        on every parameter; the transition's group adds Adam's coupled L2
+        ``transition_weight_decay`` (the l2dyn baseline). Groups: [transition, the rest]."""
+        cfg = self.cfg
+        transition = {id(p) for p in self.rssm.transition_parameters()}
+        groups = [
+            {"params": [p for p in self.parameters() if id(p) in transition],
+             "weight_decay": cfg.transition_weight_decay},
+            {"params": [p for p in self.parameters() if id(p) not in transition]},
+        ]
+        return DecayedAdam(groups, decay=cfg.model_weight_decay, lr=cfg.model_lr, eps=cfg.model_eps)
 
     def target(self, obs: torch.Tensor) -> torch.Tensor:
         """Reconstruction target in decoder units."""
