@@ -414,8 +414,6 @@ def test_world_model_weight_decay(preset):
     assert [g["decay"] for g in opt.param_groups] == [0.1, 0.1]
 
 
-@pytest.mark.xfail(strict=True, reason="agent.py (not this test's owner) must build model_opt with "
-                   "self.world_model.optimizer(); remove this marker when it does")
 def test_agent_applies_world_model_weight_decay():
     agent = tiny_agent("vector", model_weight_decay=0.1)
     assert isinstance(agent.model_opt, DecayedAdam) and agent.model_opt.param_groups[0]["decay"] == 0.1

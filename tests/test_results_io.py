@@ -1,6 +1,7 @@
 """Atomic result writes, provenance, aggregation and `wmrobust status`."""
 
 import json
+import shutil
 import os
 import warnings
 
@@ -100,8 +101,18 @@ def test_status_classifies_runs(tmp_path, capsys):
     states = {(r["variant"], r["seed"]): r["state"] for r in run_states(results / "smoke")}
     assert states == {("baseline", "seed0"): "finished", ("nzd", "seed0"): "diverged",
                       ("zd5", "seed0"): "resumable", ("zd5", "seed1"): "running"}
-    assert plan_cli("status", ["--results", str(results)]) == 0
+    assert plan_cli("status", [str(results)]) == 0
     assert "1 diverged, 1 finished, 1 resumable, 1 running" in capsys.readouterr().out
+    assert plan_cli("status", [str(results / "smoke")]) == 0  # one scale's folder
+    assert "1 diverged, 1 finished, 1 resumable, 1 running" in capsys.readouterr().out
+
+
+def test_status_finds_run_directories_anywhere(tmp_path, capsys):
+    run = tmp_path / "manual" / "run"
+    shutil.copytree(fake_run(tmp_path / "elsewhere", "walker_walk", "baseline", 0), run)
+    assert plan_cli("status", [str(tmp_path / "manual")]) == 0
+    out = capsys.readouterr().out
+    assert str(run) in out and "finished" in out and json.loads((run / "status.json").read_text())["config_hash"] in out
 
 
 def test_plan_refuses_unknown_scale(capsys):

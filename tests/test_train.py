@@ -87,7 +87,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, obs):
         assert exit_info.value.code == EXIT_PREEMPTED
         assert (tmp_path / "b" / "checkpoint" / "state.pt").exists()
         torch.load(tmp_path / "b" / "checkpoint" / "state.pt", weights_only=True)
-        assert json.loads((tmp_path / "b" / "status.json").read_text())["status"] == "running"
+        assert json.loads((tmp_path / "b" / "status.json").read_text())["status"] == "stopped"
     assert train(cfg, tmp_path / "b", progress=False, _env_fn=FakeEnv) == "finished"
     assert not (tmp_path / "b" / "checkpoint").exists()
     pd.testing.assert_frame_equal(compared(tmp_path / "a"), compared(tmp_path / "b"))

@@ -89,25 +89,48 @@ def format_plan(exp: Experiment, artifacts: list[str], rows: list[dict[str, Any]
 
 
 def run_states(results: Path) -> list[dict[str, Any]]:
-    """Every run directory ``runs/<task>/<variant>/seed<k>-<id>`` under ``results`` with its
-    state: finished, diverged, stopped (resumable), running (its process is alive here),
-    resumable (a checkpoint to continue from), failed (neither), or corrupt."""
+    """Every run directory ``runs/<task>/<variant>/seed<k>-<id>`` under ``results`` (one
+    scale's folder) with its state (``run_state``)."""
     rows = []
     for run_dir in sorted({p.parent for pattern in ("*/*/seed*/status.json", "*/*/seed*/checkpoint")
                            for p in (results / "runs").glob(pattern)}):
         task, variant, name = run_dir.relative_to(results / "runs").parts
         seed, _, rid = name.partition("-")
-        status_path = run_dir / "status.json"
-        try:
-            status = json.loads(status_path.read_text()) if status_path.exists() else {"status": "running"}
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            status = {"status": "corrupt"}
-        state = status.get("status", "unknown") if isinstance(status, dict) else "corrupt"
-        if state == "running":
-            alive = status.get("host") in (None, socket.gethostname()) and _alive(status.get("pid"))
-            state = "running" if alive else ("resumable" if (run_dir / "checkpoint").exists() else "failed")
-        rows.append({"task": task, "variant": variant, "seed": seed, "id": rid or "-", "state": state,
-                     "frames": status.get("frames") if isinstance(status, dict) else None})
+        state = run_state(run_dir)
+        rows.append({"task": task, "variant": variant, "seed": seed, **state, "id": rid or state["id"]})
+    return rows
+
+
+def run_state(run_dir: Path) -> dict[str, Any]:
+    """A run directory's state: finished, diverged, stopped (resumable), running (its
+    process is alive here), resumable (a checkpoint to continue from), failed (neither),
+    or corrupt; and its frames."""
+    status_path = run_dir / "status.json"
+    try:
+        status = json.loads(status_path.read_text()) if status_path.exists() else {"status": "running"}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        status = None
+    if not isinstance(status, dict):
+        return {"state": "corrupt", "frames": None, "id": "-"}
+    state = status.get("status", "unknown")
+    if state == "running":
+        alive = status.get("host") in (None, socket.gethostname()) and _alive(status.get("pid"))
+        state = "running" if alive else ("resumable" if (run_dir / "checkpoint").exists() else "failed")
+    return {"state": state, "frames": status.get("frames"), "id": status.get("config_hash") or "-"}
+
+
+def find_runs(path: Path) -> list[dict[str, Any]]:
+    """Runs under ``path``: a results root (``<scale>/runs/...``), one scale's folder, or
+    any folder holding run directories (a run directory holds config.yaml)."""
+    if (path / "runs").is_dir():
+        return [{"scale": path.name, **row} for row in run_states(path)]
+    scales = sorted(p for p in path.glob("*") if (p / "runs").is_dir())
+    if scales:
+        return [{"scale": p.name, **row} for p in scales for row in run_states(p)]
+    rows = []
+    for config in sorted(path.rglob("config.yaml")):
+        run_dir = config.parent
+        rows.append({"scale": "", "path": str(run_dir), **run_state(run_dir)})
     return rows
 
 
@@ -124,24 +147,29 @@ def _alive(pid: Any) -> bool:
 
 
 def cli(command: str, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog=f"wmrobust {command}", description=__doc__)
-    parser.add_argument("--config", default="config/config.yaml", help="experiment config (default: %(default)s)")
-    parser.add_argument("--results", default="results", help="results root, one folder per scale (default: %(default)s)")
+    what = {"plan": "Jobs, compute and disk of a scale (or of some of its artifacts), before launching; "
+                    "lists the runs with their ids.",
+            "status": "What the runs on disk are doing: finished, diverged, stopped, running, resumable "
+                      "or failed, with each run's id."}[command]
+    parser = argparse.ArgumentParser(prog=f"wmrobust {command}", description=what)
+    if command == "status":
+        parser.add_argument("paths", nargs="*", type=Path, default=[Path("results")], metavar="PATH",
+                            help="results roots (one folder per scale), scale folders, or run directories "
+                                 "(default: results)")
+    else:
+        parser.add_argument("--config", default="config/config.yaml", help="experiment config (default: %(default)s)")
+        parser.add_argument("--results", default="results", help="results root, one folder per scale (default: %(default)s)")
     if command == "plan":
         parser.add_argument("--scale", help="scale to plan (default: the config's)")
         parser.add_argument("target", nargs="*", help="artifact ids (default: every artifact of the scale)")
     args = parser.parse_args(argv)
     if command == "status":
-        rows = [
-            {"scale": scale_dir.name, **row}
-            for scale_dir in sorted(Path(args.results).glob("*"))
-            for row in run_states(scale_dir)
-        ]
+        rows = [row for path in args.paths for row in find_runs(path)]
         if not rows:
-            print(f"no runs under {args.results}/<scale>/runs")
+            print(f"no runs under {', '.join(map(str, args.paths))}")
         for r in rows:
             frames = "" if r["frames"] is None else f"{r['frames']} frames"
-            run = f"{r['scale']}: {r['task']}/{r['variant']}/{r['seed']}"
+            run = f"{r['scale']}: {r['task']}/{r['variant']}/{r['seed']}" if r["scale"] else r["path"]
             print(f"{run:<40} {r['id']:<13} {r['state']:<10} {frames}")
         counts = Counter(r["state"] for r in rows)
         print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
@@ -151,8 +179,11 @@ def cli(command: str, argv: list[str]) -> int:
         exp = Experiment.from_file(args.config, **overrides)
         artifacts = args.target or exp.artifact_ids
         for a in artifacts:
+            if a not in exp.config["artifacts"]:
+                raise ConfigError(f"unknown artifact {a!r}; artifacts: {', '.join(exp.config['artifacts'])}")
             if a not in exp.artifact_ids:
-                raise ConfigError(f"artifact {a!r} is not built at scale {exp.scale_name!r}")
+                raise ConfigError(f"artifact {a!r} is not built at scale {exp.scale_name!r} "
+                                  f"(it builds: {', '.join(exp.artifact_ids)})")
     except ConfigError as err:
         print(f"wmrobust plan: {err}", file=sys.stderr)
         return 2

@@ -101,11 +101,16 @@ def draw(frames, task: str, steps: int, action_repeat: int, out: str) -> None:
 
 
 def cli(command: str, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog=f"wmrobust {command}", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"wmrobust {command}",
+        description="One picture of every perturbation family at every level (docs/protocol.md section 5): "
+                    "rows are families, columns the clean frame and the levels, each after the same fixed "
+                    "action sequence from the same seed.")
     parser.add_argument("--task", default="walker_walk", help="dm_control task, e.g. walker_walk")
     parser.add_argument("--out", default="perturbations.png", help="PNG file to write")
-    parser.add_argument("--render", choices=("standard", "fast"), default="standard")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--render", choices=("standard", "fast"), default="standard",
+                        help="stock rendering (what the paper's agent sees) or fast (no shadows/reflections)")
+    parser.add_argument("--seed", type=int, default=0, help="env seed of the episode shown (default 0)")
     parser.add_argument("--image-size", type=int, default=64, help="rendered side in pixels (the agent's 64)")
     parser.add_argument("--steps", type=int, default=100, help="agent steps of the fixed action sequence")
     args = parser.parse_args(argv)

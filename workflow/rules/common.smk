@@ -141,7 +141,8 @@ def scale_info():
         "eval_episodes": int(EXPERIMENT.stage("evaluation").get("episodes", 1)),
         # Env frames per evaluation episode: the scale's evaluation stage, else the run's.
         "episode_frames": int(
-            EXPERIMENT.stage("evaluation").get("episode_frames") or cfg.env.episode_frames
+            EXPERIMENT.stage("evaluation").get("episode_frames")
+            or cfg.env.episode_frames
         ),
         "size": cfg.agent.size,
         "preset": cfg.agent.preset,

@@ -48,13 +48,7 @@ class Agent(nn.Module):
         self.behavior = ActorCritic(self.world_model.feat_dim, act_dim, cfg)
         self.to(self.device)
 
-        transition = {id(p) for p in self.world_model.rssm.transition_parameters()}
-        groups = [
-            {"params": [p for p in self.world_model.parameters() if id(p) in transition],
-             "weight_decay": cfg.transition_weight_decay},  # Adam's coupled L2: the l2dyn baseline
-            {"params": [p for p in self.world_model.parameters() if id(p) not in transition]},
-        ]
-        self.model_opt = torch.optim.Adam(groups, lr=cfg.model_lr, eps=cfg.model_eps)
+        self.model_opt = self.world_model.optimizer()
         self.actor_opt = torch.optim.Adam(self.behavior.actor.parameters(), lr=cfg.actor_lr, eps=cfg.ac_eps)
         self.critic_opt = torch.optim.Adam(self.behavior.critic.parameters(), lr=cfg.critic_lr, eps=cfg.ac_eps)
 
