@@ -199,7 +199,8 @@ def check_other_grids_leave_the_full_grid_alone(work: Path, tmp_path: Path) -> N
     before = {p: p.read_bytes() for p in [*figures.glob("*.*"), *runs.glob("*/*/*/model.pt")]}
 
     subset = ("--config", "tasks=[walker_walk]", "seeds=[0,1]", "variants=[baseline,zd5]")
-    plan = job_stats(snakemake("-n", "--cores", "2", "figures", *subset, "--quiet", "rules", cwd=work).stdout)
+    dry = snakemake("-n", "--cores", "2", "figures", *subset, "--quiet", "rules", cwd=work)
+    plan = job_stats(dry.stdout + dry.stderr)
     assert not {"train", "evaluate", "collect", "rollout"} & set(plan), plan
     snakemake("--cores", "2", "figures", *subset, cwd=work)
     built = sorted(figures.glob("custom-*/claims.md"))
