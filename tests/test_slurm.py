@@ -31,15 +31,20 @@ WORKFLOW_FILES = ("Snakefile", "workflow", "config", "environment.yml")
 TEST_CONFIG = REPO / "tests" / "slurm" / "config.yaml"
 TEST_PROFILE = REPO / "tests" / "slurm" / "profile.yaml"
 
+# A slice of the smoke grid, so its aggregates and artifacts sit in a selection
+# folder of their own: results/smoke/aggregate/slurm/, figures/smoke/slurm/.
+SELECTION = "slurm"
 SLICE = ["--configfile", str(TEST_CONFIG),
-         "--config", "scale=smoke", "tasks=[walker_walk]", "variants=[baseline,zd5]", "seeds=[0]"]
+         "--config", "scale=smoke", "tasks=[walker_walk]", "variants=[baseline,zd5]", "seeds=[0]",
+         f"selection={SELECTION}"]
 # fig3 (learning curves: train only) plus the tables that need evaluate,
 # collect and rollout, so every compute rule runs.
-TARGETS = ["fig3", "results/smoke/aggregate/robustness_walker/eval.parquet",
-           "results/smoke/aggregate/rollout_error/rollout.parquet"]
+TARGETS = ["fig3", f"results/smoke/aggregate/{SELECTION}/robustness_walker/eval.parquet",
+           f"results/smoke/aggregate/{SELECTION}/rollout_error/rollout.parquet"]
 COMPUTE_RULES = ("train", "evaluate", "collect", "rollout")
-CANCELLED_RUN = "results/smoke/runs/walker_walk/baseline/seed0"
-CANCELLED_LOG = "results/smoke/logs/train/walker_walk/baseline/seed0.log"
+# The cancelled run and its log, named by the run id snakemake gives them.
+CANCELLED_RUN = "results/smoke/runs/walker_walk/baseline/seed0-*"
+CANCELLED_LOG = "results/smoke/logs/train/walker_walk/baseline/seed0-*.log"
 PREFILL_FRAMES = 400  # tests/slurm/config.yaml: learning starts here
 # Columns that measure speed, not results.
 UNTIMED = ("wall_time", "updates_per_second")
@@ -105,9 +110,15 @@ def run_status(run_dir: Path) -> dict:
         return {}
 
 
+def one_path(workdir: Path, pattern: str) -> Path | None:
+    """The one path under ``workdir`` matching ``pattern``; None before it exists."""
+    paths = sorted(workdir.glob(pattern))
+    assert len(paths) <= 1, f"several paths match {pattern}: {paths}"
+    return paths[0] if paths else None
+
+
 def cancel_training_midway(cluster, workdir: Path, proc: subprocess.Popen) -> dict:
     """scancels the baseline's training job once it learns; returns what happened."""
-    run_dir = workdir / CANCELLED_RUN
 
     def learning_job():
         if proc.poll() is not None:
@@ -115,7 +126,8 @@ def cancel_training_midway(cluster, workdir: Path, proc: subprocess.Popen) -> di
             pytest.fail(f"snakemake ended before a training job could be cancelled:\n{out[-6000:]}")
         job = next((j for j in cluster.jobs() if j["comment"].startswith("rule_train_")
                     and "baseline" in j["comment"] and j["state"] == "RUNNING"), None)
-        status = run_status(run_dir)
+        run_dir = one_path(workdir, CANCELLED_RUN)
+        status = run_status(run_dir) if run_dir else {}
         if job and status.get("status") == "running" and status.get("frames", 0) >= PREFILL_FRAMES:
             return job, status["frames"]
         return None
@@ -124,13 +136,14 @@ def cancel_training_midway(cluster, workdir: Path, proc: subprocess.Popen) -> di
     cluster.run("scancel", job["id"])
     wait_until(lambda: next(j for j in cluster.jobs() if j["id"] == job["id"])["state"] == "CANCELLED",
                120, f"job {job['id']} to end")
+    run_dir = one_path(workdir, CANCELLED_RUN)
     wait_until(lambda: next(run_dir.glob("checkpoint/*"), None), 60, f"a checkpoint in {run_dir} after SIGTERM")
     return {"job": job["id"], "frames": frames}
 
 
 def aggregated_tables(workdir: Path) -> dict[str, pd.DataFrame]:
     tables = {}
-    for path in sorted(workdir.glob("results/*/aggregate/*/*.parquet")):
+    for path in sorted(workdir.glob("results/*/aggregate/**/*.parquet")):
         df = pd.read_parquet(path).drop(columns=list(UNTIMED), errors="ignore")
         tables[str(path.relative_to(workdir))] = df.reset_index(drop=True)
     return tables
@@ -185,7 +198,7 @@ def test_workflow_on_slurm_with_a_cancelled_training_job(cluster, tmp_path):
         wants_gpu = "TresPerJob=gres:gpu:1" in cluster.run("scontrol", "show", "job", id_).split()
         assert wants_gpu == job["comment"].startswith("rule_train_"), f"job {id_} ({job['comment']}) GPU request"
 
-    assert list(remote.glob("figures/*/fig3.png")), "fig3 was not built"
+    assert list(remote.glob(f"figures/*/{SELECTION}/fig3.png")), "fig3 was not built"
     local_tables, remote_tables = aggregated_tables(local), aggregated_tables(remote)
     assert local_tables and set(remote_tables) == set(local_tables)
     for name, expected_table in local_tables.items():
@@ -195,9 +208,10 @@ def test_workflow_on_slurm_with_a_cancelled_training_job(cluster, tmp_path):
     # 137), and the retried job resumed from the checkpoint instead of starting over.
     cancelled_log = Path(submitted[cancelled["job"]]).read_text()
     assert "returned non-zero exit status 143" in cancelled_log, cancelled_log[-3000:]
-    train_log = (remote / CANCELLED_LOG).read_text()
+    train_log = one_path(remote, CANCELLED_LOG).read_text()
     resumed = re.search(r"resuming from checkpoint at frames (\d+)", train_log)
     assert resumed, f"{CANCELLED_LOG} does not say the retry resumed:\n{train_log[-3000:]}"
     assert int(resumed.group(1)) >= cancelled["frames"]
-    assert run_status(remote / CANCELLED_RUN)["status"] == "finished"
-    assert not (remote / CANCELLED_RUN / "checkpoint").exists()
+    cancelled_run = one_path(remote, CANCELLED_RUN)
+    assert run_status(cancelled_run)["status"] == "finished"
+    assert not (cancelled_run / "checkpoint").exists()
