@@ -8,6 +8,7 @@ import scipy.ndimage
 
 from wmrobust.envs import EnvConfig, make_env
 from wmrobust.perturb import CLEAN, LEVELS, Condition, Perturbation, SpecError, parse_condition
+from wmrobust.envs import vector_spread
 from wmrobust.perturb.observation import add_image_noise, add_vector_noise, occlude_image, rotate_image
 
 # --- spec parsing -------------------------------------------------------------------
@@ -167,7 +168,9 @@ def test_observation_perturbations_are_deterministic_under_env_seed():
 
 def test_vector_noise_through_env_and_image_only_families_refused():
     clean, noisy = _rollout(VECTOR, 0), _rollout(VECTOR, 0, "noise=0.2")
-    assert noisy.dtype == np.float32 and 0.1 < (noisy - clean).std() < 0.3
+    # Each dimension's noise has 0.2 of that dimension's spread (in its own units).
+    relative = (noisy - clean) / vector_spread(VECTOR.task)
+    assert noisy.dtype == np.float32 and 0.15 < relative.std() < 0.25
     for spec in ("rotation=10", "mask=0.25"):
         with pytest.raises(ValueError, match=spec.replace(".", r"\.") + ".*vector"):
             make_env(VECTOR, 0, spec)
@@ -194,6 +197,14 @@ def test_dynamics_scaling_holds_without_compounding(spec, field):
     if field == "body_mass":  # derived constants follow (mj_setConst)
         assert np.isclose(env.physics.model.body_subtreemass[0], original.sum() * scale)
     env.close()
+
+
+def test_vector_spread_is_each_dimensions_scale_and_fixed():
+    spread = vector_spread("walker_walk")
+    assert spread.shape == (24,) and spread.dtype == np.float32 and (spread > 0).all()
+    vector_spread.cache_clear()
+    assert np.array_equal(spread, vector_spread("walker_walk"))  # recomputed: the same
+    assert spread.max() / spread.min() > 10  # units differ across dimensions: why it is needed
 
 
 def test_dynamics_change_the_trajectory():

@@ -10,6 +10,7 @@ _LAZY = {
     "make_env": "wmrobust.envs.dmc",
     "DMCEnv": "wmrobust.envs.dmc",
     "split_task": "wmrobust.envs.dmc",
+    "vector_spread": "wmrobust.envs.dmc",
     "BatchEnv": "wmrobust.envs.batch",
     "EnvWorkerError": "wmrobust.envs.batch",
 }

@@ -9,6 +9,7 @@ Resetting does not reseed: later episodes of one env continue the seed's streams
 
 from __future__ import annotations
 
+import functools
 import os
 
 # Before dm_control loads: headless rendering by default, and the user's choice wins.
@@ -26,6 +27,11 @@ from wmrobust.perturb.wrappers import DynamicsPerturbation, ObservationPerturbat
 DREAMER_CAMERAS = {"quadruped": 2}
 # Separates the perturbation random stream from other uses of the env seed.
 PERTURBATION_STREAM = 0x9E37
+# Vector noise unit: each dimension's spread over this many full episodes of uniform
+# random actions, from env seeds SPREAD_SEED_BASE + k (apart from training seeds and
+# the evaluation seeds at 1,000,000 + k).
+SPREAD_EPISODES = 5
+SPREAD_SEED_BASE = 2_000_000
 
 
 def split_task(name: str) -> tuple[str, str]:
@@ -131,6 +137,26 @@ class DMCEnv:
         self._env.close()
 
 
+@functools.lru_cache(maxsize=None)
+def vector_spread(task: str) -> np.ndarray:
+    """Standard deviation of each vector observation dimension of `task` over SPREAD_EPISODES
+    episodes of uniform random actions (docs/protocol.md section 5): the unit in which vector
+    noise levels are given, so a level means the same for a joint angle and a velocity. The
+    same for every run of the task, whatever its policy; a constant dimension gets no noise."""
+    cfg = EnvConfig(task=task, obs="vector")
+    rng = np.random.default_rng(SPREAD_SEED_BASE)
+    observations = []
+    for k in range(SPREAD_EPISODES):
+        env = DMCEnv(cfg, SPREAD_SEED_BASE + k)
+        observations.append(env.reset()["vector"])
+        done = False
+        while not done:
+            obs, _, done = env.step(rng.uniform(-1.0, 1.0, env.act_dim).astype(np.float32))
+            observations.append(obs["vector"])
+        env.close()
+    return np.std(np.stack(observations), axis=0).astype(np.float32)
+
+
 def make_env(cfg: EnvConfig, seed: int, condition: Condition | str | None = None):
     """The task of `cfg` under `condition` (a Condition, a spec string, or None for clean).
 
@@ -143,5 +169,6 @@ def make_env(cfg: EnvConfig, seed: int, condition: Condition | str | None = None
         env = DynamicsPerturbation(env, condition.dynamics)
     if condition.observation:
         rng = np.random.default_rng([seed, PERTURBATION_STREAM])
-        env = ObservationPerturbation(env, condition.observation, rng)
+        spread = vector_spread(cfg.task) if cfg.obs == "vector" else None
+        env = ObservationPerturbation(env, condition.observation, rng, spread)
     return env

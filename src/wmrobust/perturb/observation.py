@@ -22,8 +22,8 @@ def add_image_noise(image: np.ndarray, std: float, rng: np.random.Generator) -> 
     return np.rint(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def add_vector_noise(vector: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian noise with `std` in the vector's own units."""
+def add_vector_noise(vector: np.ndarray, std: float | np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise with `std` (one value, or one per dimension) in the vector's own units."""
     return (vector + std * rng.standard_normal(vector.shape, dtype=np.float32)).astype(np.float32)
 
 
@@ -109,15 +109,24 @@ def check_observation_perturbations(perturbations, obs_key: str) -> None:
 
 
 def perturb_observation(
-    obs: dict[str, np.ndarray], perturbations: tuple[Perturbation, ...], rng: np.random.Generator
+    obs: dict[str, np.ndarray],
+    perturbations: tuple[Perturbation, ...],
+    rng: np.random.Generator,
+    spread: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Apply observation perturbations to an observation dict ('image' or 'vector')."""
+    """Apply observation perturbations to an observation dict ('image' or 'vector').
+
+    Vector noise is in units of `spread`, each dimension's own scale (``envs.vector_spread``):
+    level 0.1 adds noise with a tenth of that dimension's spread, whatever its physical unit.
+    """
     levels = {p.family: p.level for p in perturbations}
     out = dict(obs)
     if "vector" in obs:
         check_observation_perturbations(perturbations, "vector")
         if "noise" in levels:
-            out["vector"] = add_vector_noise(obs["vector"], levels["noise"], rng)
+            if spread is None:
+                raise ValueError("vector noise needs the spread of each dimension (envs.vector_spread)")
+            out["vector"] = add_vector_noise(obs["vector"], levels["noise"] * spread, rng)
         return out
     image = obs["image"]
     for family in IMAGE_ORDER:

@@ -41,7 +41,7 @@ class Family:
 
 # Dict order is the canonical order of families in labels.
 FAMILIES: dict[str, Family] = {
-    "noise": Family("observation", "gaussian noise std (pixels on [0,1], or vector units)", 0.0, 1.0, True, True),
+    "noise": Family("observation", "gaussian noise std (pixels on [0,1]; vectors: fraction of each dimension's spread)", 0.0, 1.0, True, True),
     "rotation": Family("observation", "image rotation in degrees, counter-clockwise", -180.0, 180.0, True, True),
     "mask": Family("observation", "fraction of the image occluded by a black block", 0.0, 1.0, True, False),
     "mass": Family("dynamics", "scale of all body masses (and inertias)", 0.0, 10.0, False, True),

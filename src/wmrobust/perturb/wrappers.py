@@ -39,20 +39,23 @@ class ObservationPerturbation(Wrapper):
 
     Random draws (noise values, mask positions) come from `rng`, which the caller
     derives from the env seed, so a perturbed episode is as reproducible as a clean one.
+    Vector observations need `spread`, the per-dimension unit of their noise.
     """
 
-    def __init__(self, env, perturbations: tuple[Perturbation, ...], rng: np.random.Generator):
+    def __init__(self, env, perturbations: tuple[Perturbation, ...], rng: np.random.Generator,
+                 spread: np.ndarray | None = None):
         super().__init__(env)
         check_observation_perturbations(perturbations, next(iter(env.obs_space)))
         self.perturbations = tuple(perturbations)
         self.rng = rng
+        self.spread = spread
 
     def reset(self):
-        return perturb_observation(self.env.reset(), self.perturbations, self.rng)
+        return perturb_observation(self.env.reset(), self.perturbations, self.rng, self.spread)
 
     def step(self, action):
         obs, reward, done = self.env.step(action)
-        return perturb_observation(obs, self.perturbations, self.rng), reward, done
+        return perturb_observation(obs, self.perturbations, self.rng, self.spread), reward, done
 
 
 class DynamicsPerturbation(Wrapper):
