@@ -305,10 +305,10 @@ def test_missing_required_input_names_it(paths, tmp_path):
 
 @pytest.fixture
 def captured_figures(monkeypatch):
-    """The Figure each notebook hands to plots.write_figure, by artifact."""
-    from wmrobust import plots
+    """The Figure each notebook hands to wmrobust.artifacts.spec.write_figure, by artifact."""
+    import wmrobust.artifacts.spec as artifact_spec
 
-    figures, write = {}, plots.write_figure
+    figures, write = {}, artifact_spec.write_figure
 
     def capture(fig, data, output, spec, *args, **kwargs):
         texts = [fig.get_suptitle(), *(t.get_text() for t in fig.texts)]
@@ -317,7 +317,7 @@ def captured_figures(monkeypatch):
         figures[spec.artifact] = SimpleNamespace(texts=texts, legend=legend, lines=lines)
         return write(fig, data, output, spec, *args, **kwargs)
 
-    monkeypatch.setattr(plots, "write_figure", capture)
+    monkeypatch.setattr(artifact_spec, "write_figure", capture)
     return figures
 
 
@@ -337,12 +337,12 @@ def test_figure_shows_scale_frames_seeds_and_model(artifact, paths, tmp_path, ca
 def test_figure_lines_use_the_variant_styles(paths, tmp_path, captured_figures):
     from matplotlib.colors import to_hex
 
-    from wmrobust import plots
+    from wmrobust.artifacts.style import VARIANT_STYLES
 
     run_notebook("rollout_error", make_snakemake("rollout_error", paths, tmp_path))
     lines = captured_figures["rollout_error"].lines
     for v in ARTIFACTS["rollout_error"][2]:
-        style = plots.VARIANT_STYLES[v]
+        style = VARIANT_STYLES[v]
         assert to_hex(lines[v].get_color()) == to_hex(style.color)
         assert lines[v].get_marker() == style.marker
 
@@ -376,9 +376,9 @@ def test_latex_has_no_markdown(artifact, paths, tmp_path):
 
 
 def test_tex_markdown_escapes_code_spans():
-    from wmrobust import plots
+    from wmrobust.artifacts.tables import tex_markdown
 
-    assert plots.tex_markdown("`a_b` & **c%** `") == r"\texttt{a\_b} \& \textbf{c\%} "
+    assert tex_markdown("`a_b` & **c%** `") == r"\texttt{a\_b} \& \textbf{c\%} "
 
 
 def test_variants_a_task_does_not_use_are_left_out(tables, tmp_path, captured_figures):
@@ -431,9 +431,9 @@ def _min_delta_e(colors, cvd="normal") -> float:
 def test_palette_colours_differ_clearly_also_for_colour_blind_readers():
     import seaborn as sns
 
-    from wmrobust import plots
+    from wmrobust.artifacts.style import OKABE_ITO
 
-    colors = list(plots.OKABE_ITO.values())
+    colors = list(OKABE_ITO.values())
     assert _min_delta_e(colors) > 25
     for cvd in ("protanopia", "deuteranopia", "tritanopia"):
         assert _min_delta_e(colors, cvd) > 15, cvd
@@ -444,25 +444,25 @@ def test_palette_colours_differ_clearly_also_for_colour_blind_readers():
 def test_every_variant_has_one_distinct_style_and_figures_distinct_colours():
     import yaml
 
-    from wmrobust import plots
+    from wmrobust.artifacts.style import OKABE_ITO, VARIANT_STYLES, palette, variant_styles
 
     config = yaml.safe_load((NOTEBOOKS.parents[1] / "config" / "config.yaml").read_text())
-    assert set(config["variant_overrides"]) <= set(plots.VARIANT_STYLES)
-    styles = list(plots.VARIANT_STYLES.values())
+    assert set(config["variant_overrides"]) <= set(VARIANT_STYLES)
+    styles = list(VARIANT_STYLES.values())
     assert len(set(styles)) == len(styles)  # distinct (colour, marker, line style)
-    assert all(st.color in plots.OKABE_ITO.values() for st in styles)
+    assert all(st.color in OKABE_ITO.values() for st in styles)
     assert not {st.linestyle for st in styles} & {":", "dotted"} and "x" not in {st.marker for st in styles}
     for artifact, entry in config["artifacts"].items():
         if entry["output"] != "figure":
             continue
         variants = list(dict.fromkeys(v for vs in entry["runs"].values() for v in vs))
-        colors = plots.palette(variants)
+        colors = palette(variants)
         assert len(set(colors.values())) == len(variants), artifact
     # Stable across figures: a variant's style does not depend on its companions or order.
-    assert plots.variant_styles(["zd5", "baseline"])["zd5"] == plots.variant_styles(["nzd", "zd5"])["zd5"]
+    assert variant_styles(["zd5", "baseline"])["zd5"] == variant_styles(["nzd", "zd5"])["zd5"]
     # Variants outside the table get colours not taken in their figure, the same in every figure.
-    new = plots.variant_styles(["baseline", "zd5", "nzd", "mine", "yours"])
+    new = variant_styles(["baseline", "zd5", "nzd", "mine", "yours"])
     assert len({st.color for st in new.values()}) == 5
-    mine = plots.variant_styles(["mine"])["mine"]
-    companions = [v for v, st in plots.VARIANT_STYLES.items() if st.color != mine.color][:4]
-    assert plots.variant_styles([*companions, "mine"])["mine"] == mine
+    mine = variant_styles(["mine"])["mine"]
+    companions = [v for v, st in VARIANT_STYLES.items() if st.color != mine.color][:4]
+    assert variant_styles([*companions, "mine"])["mine"] == mine

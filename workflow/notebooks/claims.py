@@ -27,11 +27,13 @@
 #   `caption`, `provenance`.
 
 # %%
-from wmrobust import claims, plots
+from wmrobust import claims
+from wmrobust.artifacts.spec import read_inputs, short_caption, spec_from, write_table
+from wmrobust.artifacts.tables import claims_display, claims_report, latex_table
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = plots.spec_from(sm.params)
-tables = plots.read_inputs(sm.input)
+spec = spec_from(sm.params)
+tables = read_inputs(sm.input)
 table = claims.compute_claims(
     eval=tables.get("eval"), curves=tables.get("curves"), rollout=tables.get("rollout"),
     runs=tables.get("runs"), tasks=spec.tasks, scale=spec.scale,
@@ -39,6 +41,6 @@ table = claims.compute_claims(
 )  # fmt: skip
 
 # %%
-report = plots.claims_report(table, spec)
-tex = plots.latex_table(plots.claims_display(table), plots.short_caption(spec), spec.artifact)
-print(plots.write_table(table, report, tex, sm.output, spec, sm.input, title=f"Claims report ({spec.scale} scale)"))
+report = claims_report(table, spec)
+tex = latex_table(claims_display(table), short_caption(spec), spec.artifact)
+print(write_table(table, report, tex, sm.output, spec, sm.input, title=f"Claims report ({spec.scale} scale)"))

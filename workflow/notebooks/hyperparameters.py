@@ -25,15 +25,16 @@
 # - `output`: `csv`, `md`, `tex`, `caption`, `provenance`.
 
 # %%
-from wmrobust import plots
+from wmrobust.artifacts.spec import read_inputs, require, short_caption, spec_from, write_table
+from wmrobust.artifacts.tables import hyperparameter_table, latex_table, markdown_table, seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = plots.spec_from(sm.params)
-tables = plots.read_inputs(sm.input)
-runs = plots.require(tables, "runs", spec.artifact)
-table = plots.hyperparameter_table(runs, spec)
+spec = spec_from(sm.params)
+tables = read_inputs(sm.input)
+runs = require(tables, "runs", spec.artifact)
+table = hyperparameter_table(runs, spec)
 
 # %%
-md = plots.markdown_table(table)
-tex = plots.latex_table(table, plots.short_caption(spec), spec.artifact)
-print(plots.write_table(table, md, tex, sm.output, spec, sm.input, [plots.seeds_note(runs, spec)], interval=False))
+md = markdown_table(table)
+tex = latex_table(table, short_caption(spec), spec.artifact)
+print(write_table(table, md, tex, sm.output, spec, sm.input, [seeds_note(runs, spec)], interval=False))

@@ -25,20 +25,22 @@
 # - `output`: `png`, `pdf`, `csv`, `caption`, `provenance`.
 
 # %%
-from wmrobust import plots
+from wmrobust.artifacts.figures import lambda_summary, plot_lambda_sweep
+from wmrobust.artifacts.spec import plural, read_inputs, require, restrict, spec_from, write_figure
+from wmrobust.artifacts.tables import seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = plots.spec_from(sm.params)
-tables = plots.read_inputs(sm.input)
-ev = plots.require(tables, "eval", spec.artifact)
-summary = plots.lambda_summary(ev, spec)
+spec = spec_from(sm.params)
+tables = read_inputs(sm.input)
+ev = require(tables, "eval", spec.artifact)
+summary = lambda_summary(ev, spec)
 
 # %%
-fig = plots.plot_lambda_sweep(summary, spec)
+fig = plot_lambda_sweep(summary, spec)
 n_cond = int(summary["n_conditions"].max()) if not summary.empty else 0
 notes = [
     "Points: mean over finished seeds; bars: 95% bootstrap interval.",
-    f"Perturbed return: per seed, the mean over {plots.plural(n_cond, 'perturbed condition')} shared by all variants.",
-    plots.seeds_note(ev, spec),
+    f"Perturbed return: per seed, the mean over {plural(n_cond, 'perturbed condition')} shared by all variants.",
+    seeds_note(ev, spec),
 ]
-print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=plots.restrict(ev, spec)))
+print(write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=restrict(ev, spec)))

@@ -17,7 +17,7 @@
 # diverged runs are drawn dotted up to divergence with an x there. Every
 # figure carries a subtitle with the scale, frames, seeds and model, and each
 # variant keeps one colour, marker and line style across figures
-# (`plots.VARIANT_STYLES`); variants without rows are left out.
+# (`wmrobust.artifacts.style.VARIANT_STYLES`); variants without rows are left out.
 #
 # Snakemake interface (rule with `script:`):
 #
@@ -32,20 +32,22 @@
 #   `provenance` (json).
 
 # %%
-from wmrobust import plots
+from wmrobust.artifacts.figures import curve_summary, diverged_runs, plot_learning_curves
+from wmrobust.artifacts.spec import read_inputs, require, restrict, spec_from, write_figure
+from wmrobust.artifacts.tables import diverged_note, seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = plots.spec_from(sm.params)
-tables = plots.read_inputs(sm.input)
-curves = plots.require(tables, "curves", spec.artifact)
-diverged = plots.diverged_runs(curves, tables.get("runs"))
-summary = plots.curve_summary(curves, spec, diverged)
+spec = spec_from(sm.params)
+tables = read_inputs(sm.input)
+curves = require(tables, "curves", spec.artifact)
+diverged = diverged_runs(curves, tables.get("runs"))
+summary = curve_summary(curves, spec, diverged)
 
 # %%
-fig = plots.plot_learning_curves(summary, curves, diverged, spec)
+fig = plot_learning_curves(summary, curves, diverged, spec)
 notes = [
     "Lines: mean episode return over finished seeds; shaded: 95% bootstrap interval.",
-    plots.seeds_note(curves, spec),
-    plots.diverged_note(diverged, spec),
+    seeds_note(curves, spec),
+    diverged_note(diverged, spec),
 ]
-print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=plots.restrict(curves, spec)))
+print(write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=restrict(curves, spec)))

@@ -29,21 +29,23 @@
 #   table: `csv` (tidy numbers), `md`, `tex`, `caption`, `provenance`.
 
 # %%
-from wmrobust import plots
+from wmrobust.artifacts.figures import plot_robustness, robustness_summary
+from wmrobust.artifacts.spec import read_inputs, require, restrict, spec_from, write_figure, write_table
+from wmrobust.artifacts.tables import robustness_markdown, seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = plots.spec_from(sm.params)
-tables = plots.read_inputs(sm.input)
-ev = plots.require(tables, "eval", spec.artifact)
-summary = plots.robustness_summary(ev, spec)
-shown = plots.restrict(ev, spec)  # the caption names the variants with rows
-notes = [plots.seeds_note(ev, spec)]
+spec = spec_from(sm.params)
+tables = read_inputs(sm.input)
+ev = require(tables, "eval", spec.artifact)
+summary = robustness_summary(ev, spec)
+shown = restrict(ev, spec)  # the caption names the variants with rows
+notes = [seeds_note(ev, spec)]
 
 # %%
 if hasattr(sm.output, "png"):
-    fig = plots.plot_robustness(summary, spec)
+    fig = plot_robustness(summary, spec)
     notes.append("Points: mean episode return; bars: 95% bootstrap interval. Clean return drawn at no perturbation.")
-    print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=shown))
+    print(write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=shown))
 else:
-    md, tex, iqm_notes = plots.robustness_markdown(summary, spec)
-    print(plots.write_table(summary, md, tex, sm.output, spec, sm.input, notes + iqm_notes, shown=shown))
+    md, tex, iqm_notes = robustness_markdown(summary, spec)
+    print(write_table(summary, md, tex, sm.output, spec, sm.input, notes + iqm_notes, shown=shown))

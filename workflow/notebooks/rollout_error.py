@@ -24,19 +24,21 @@
 # - `output`: `png`, `pdf`, `csv`, `caption`, `provenance`.
 
 # %%
-from wmrobust import plots
+from wmrobust.artifacts.figures import plot_rollout_error, rollout_summary
+from wmrobust.artifacts.spec import read_inputs, require, restrict, spec_from, write_figure
+from wmrobust.artifacts.tables import jacobian_note, seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = plots.spec_from(sm.params)
-tables = plots.read_inputs(sm.input)
-rollout = plots.require(tables, "rollout", spec.artifact)
-summary = plots.rollout_summary(rollout, spec)
+spec = spec_from(sm.params)
+tables = read_inputs(sm.input)
+rollout = require(tables, "rollout", spec.artifact)
+summary = rollout_summary(rollout, spec)
 
 # %%
-fig = plots.plot_rollout_error(summary, spec)
+fig = plot_rollout_error(summary, spec)
 notes = [
     "Lines: mean error over finished seeds; shaded: 95% bootstrap interval; log scale.",
-    plots.seeds_note(rollout, spec),
-    plots.jacobian_note(tables.get("jacobian"), spec),
+    seeds_note(rollout, spec),
+    jacobian_note(tables.get("jacobian"), spec),
 ]
-print(plots.write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=plots.restrict(rollout, spec)))
+print(write_figure(fig, summary, sm.output, spec, sm.input, notes, shown=restrict(rollout, spec)))
