@@ -77,9 +77,9 @@ def test_single_artifact_target_builds_only_its_runs(scratch):
 
 
 def test_artifact_outside_the_scale_is_refused_by_name(scratch):
-    proc = snakemake("-n", "--cores", "2", "fig1", "--config", "scale=local", check=False, cwd=scratch)
+    proc = snakemake("-n", "--cores", "2", "fig5", "--config", "scale=local", check=False, cwd=scratch)
     assert proc.returncode != 0
-    assert "artifact 'fig1' is not built at scale 'local'" in proc.stdout + proc.stderr
+    assert "artifact 'fig5' is not built at scale 'local'" in proc.stdout + proc.stderr
 
 
 def test_new_variant_and_task_need_no_code_change(tmp_path, scratch):
