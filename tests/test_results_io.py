@@ -118,3 +118,18 @@ def test_status_finds_run_directories_anywhere(tmp_path, capsys):
 def test_plan_refuses_unknown_scale(capsys):
     assert plan_cli("plan", ["--scale", "huge"]) == 2
     assert "scale: 'huge'" in capsys.readouterr().err
+
+
+def test_cache_serves_a_result_only_while_the_users_own_is_missing(tmp_path):
+    from wmrobust.cache import source
+
+    results, cache = tmp_path / "results" / "local", tmp_path / "cache" / "local"
+    relative = "eval/walker_walk/baseline/seed0-0123456789ab.parquet"
+    assert source(str(results), str(cache), relative) == f"{results}/{relative}"  # neither: train here
+    (cache / relative).parent.mkdir(parents=True)
+    (cache / relative).write_bytes(b"shipped")
+    assert source(str(results), str(cache), relative) == f"{cache}/{relative}"
+    assert source(str(results), str(cache), relative, use_cache=False) == f"{results}/{relative}"
+    (results / relative).parent.mkdir(parents=True)
+    (results / relative).write_bytes(b"own")
+    assert source(str(results), str(cache), relative) == f"{results}/{relative}"

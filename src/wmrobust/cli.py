@@ -15,6 +15,7 @@ COMMANDS = {
     "preview": ("wmrobust.preview", "picture of every perturbation family at every level"),
     "plan": ("wmrobust.plan", "job counts, compute and disk estimates of a scale, before launching"),
     "status": ("wmrobust.plan", "list runs as running, finished, diverged or resumable"),
+    "cache": ("wmrobust.cache", "copy a scale's finished results into the shipped cache/<scale>/"),
 }
 
 

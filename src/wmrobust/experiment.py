@@ -321,8 +321,9 @@ class Experiment:
 
 
 def coerce_numbers(config: Any, schema: dict[str, Any] | str | Path) -> Any:
-    """Turn numeric strings into numbers, in place, wherever the JSON schema (a dict or a
-    YAML file) wants an integer or a number: Snakemake's ``--config`` passes numbers inside
+    """Turn numeric strings into numbers (and ``true``/``false`` into booleans), in place,
+    wherever the JSON schema (a dict or a YAML file) wants an integer, a number (or a
+    boolean): Snakemake's ``--config`` passes numbers inside
     nested values as strings (``scales={"smoke": {"perturbation_levels": {"noise": [0.2]}}}``).
     Follows ``properties``, ``additionalProperties``, ``items``, ``anyOf``/``oneOf`` and local
     ``$ref``s; strings where a string is also valid, and non-finite numbers, are left for the
@@ -354,6 +355,8 @@ def _coerce_node(value: Any, schema: Any, root: dict[str, Any], path: str) -> An
     branches = [_schema_at(b, root) for b in schema.get("anyOf", []) + schema.get("oneOf", [])]
     if isinstance(value, str):
         accepted = set().union(_types(schema), *map(_types, branches))
+        if "boolean" in accepted and "string" not in accepted and value.lower() in ("true", "false"):
+            return value.lower() == "true"
         if "string" in accepted or not accepted & {"integer", "number"}:
             return value
         number = parse_number(value)

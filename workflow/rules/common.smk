@@ -5,6 +5,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+from wmrobust import cache
 from wmrobust.config import identity
 from wmrobust.experiment import SOURCES, Experiment, coerce_numbers
 
@@ -35,6 +36,10 @@ def selection_dir(root, *parts):
     return str(Path(root, *([SELECTION] if SELECTION else []), *parts))
 
 
+# Shipped results (src/wmrobust/cache.py): a per-run result that results/<scale>/
+# lacks is read from cache/<scale>/, so a fresh clone builds the scale's artifacts
+# without training; the user's own result, once it exists, always wins.
+CACHE = f"cache/{EXPERIMENT.scale_name}"
 FIGURES = selection_dir(f"figures/{EXPERIMENT.scale_name}")
 AGGREGATE = selection_dir(f"{RESULTS}/aggregate")
 ARTIFACT_FILES = {
@@ -92,17 +97,23 @@ def resource(rule_name, key, default):
     return EXPERIMENT.resources(rule_name).get(key, default)
 
 
+def result(relative):
+    """A per-run result file: the user's in results/<scale>/, else the shipped one."""
+    return cache.source(RESULTS, CACHE, relative, config["use_cache"])
+
+
 def source_files(artifact, source):
     """Per-run result files an aggregated table of `artifact` is built from."""
     runs = EXPERIMENT.artifact_runs(artifact)
     if source == "eval":
-        return [f"{RESULTS}/eval/{r.path}.parquet" for r in runs]
+        return [result(f"eval/{r.path}.parquet") for r in runs]
     if source == "rollout":
-        return [f"{RESULTS}/rollout/{r.path}.parquet" for r in runs]
+        return [result(f"rollout/{r.path}.parquet") for r in runs]
     if source == "jacobian":
-        return [f"{RESULTS}/rollout/{r.path}.jacobian.parquet" for r in runs]
+        return [result(f"rollout/{r.path}.jacobian.parquet") for r in runs]
+    # A run's status and metrics come from one place: where its status.json is.
     return [
-        f"{RESULTS}/runs/{r.path}/{name}"
+        str(Path(result(f"runs/{r.path}/status.json")).with_name(name))
         for r in runs
         for name in ("status.json", "metrics.parquet")
     ]

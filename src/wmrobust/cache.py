@@ -1,0 +1,113 @@
+"""Shipped results: ``cache/<scale>/``, the tidy per-run results a scale's artifacts are
+built from, so that a fresh clone rebuilds them without training anything.
+
+The cache mirrors ``results/<scale>/``, keyed by run identity like it
+(``runs/<task>/<variant>/seed<k>-<run id>/``, ``eval/...``, ``rollout/...``), but holds
+only what the aggregated tables read: each run's config, status and metrics, its
+evaluation table, and its rollout and Jacobian tables, each with its provenance. No
+model, replay or held-out episodes. The workflow reads a result from the cache only
+while ``results/<scale>/`` lacks it (``source``), so a user's own run always wins, and a
+changed config, being a new run id, is never served from the cache.
+
+    wmrobust cache --scale local      # results/local -> cache/local, the grid's finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from wmrobust.config import ConfigError
+from wmrobust.experiment import Experiment, Run
+
+FINISHED = ("finished", "diverged")
+"""Run states whose results are final, and so may be shipped."""
+
+
+def run_files(run: Run, sources: set[str]) -> list[str]:
+    """Paths (relative to a scale's folder) of what the cache holds for a run whose results
+    feed the aggregated ``sources`` (curves, runs, eval, rollout, jacobian)."""
+    tables = [f"runs/{run.path}/metrics.parquet"]
+    if "eval" in sources:
+        tables.append(f"eval/{run.path}.parquet")
+    if sources & {"rollout", "jacobian"}:  # one job writes both
+        tables += [f"rollout/{run.path}.parquet", f"rollout/{run.path}.jacobian.parquet"]
+    return ([f"runs/{run.path}/config.yaml", f"runs/{run.path}/status.json"]
+            + tables + [f"{t}.provenance.json" for t in tables])
+
+
+def run_sources(exp: Experiment) -> dict[Run, set[str]]:
+    """Every run of the grid with the aggregated sources its artifacts read from it."""
+    needed: dict[Run, set[str]] = {}
+    for artifact in exp.artifact_ids:
+        for run in exp.artifact_runs(artifact):
+            needed.setdefault(run, set()).update(exp.artifact_sources(artifact))
+    return needed
+
+
+def source(results: str, cache: str, relative: str, use_cache: bool = True) -> str:
+    """Where the workflow reads ``relative``: the user's ``results/<scale>/`` file, or the
+    shipped one while the user has none."""
+    own, cached = f"{results}/{relative}", f"{cache}/{relative}"
+    if use_cache and not Path(own).exists() and Path(cached).exists():
+        return cached
+    return own
+
+
+def export(exp: Experiment, results: Path, cache: Path) -> tuple[list[Run], list[Run]]:
+    """Copy the results of every finished run of ``exp``'s grid from ``results`` into
+    ``cache``; returns (exported runs, runs left out because their results are incomplete).
+
+    A run goes in whole or not at all: every file of ``run_files`` must exist (the run
+    trained to the end and was evaluated and rolled out). Each file is copied to a
+    temporary name and renamed, so an interrupted export leaves no half-written table."""
+    done, missing = [], []
+    for run, sources in run_sources(exp).items():
+        files = run_files(run, sources)
+        if _state(results / f"runs/{run.path}/status.json") not in FINISHED or not all(
+            (results / f).exists() for f in files
+        ):
+            missing.append(run)
+            continue
+        for relative in files:
+            dest = cache / relative
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            partial = dest.with_name(dest.name + ".partial")
+            shutil.copyfile(results / relative, partial)
+            partial.replace(dest)
+        done.append(run)
+    return done, missing
+
+
+def _state(status_path: Path) -> str | None:
+    try:
+        return json.loads(status_path.read_text()).get("status")
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+
+
+def cli(command: str, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"wmrobust {command}",
+        description="Copy the finished runs of a scale's grid from results/<scale>/ into the shipped "
+                    "cache/<scale>/ (config, status, metrics, evaluation, rollout and Jacobian tables "
+                    "with their provenance; no models).")
+    parser.add_argument("--config", default="config/config.yaml", help="experiment config (default: %(default)s)")
+    parser.add_argument("--scale", help="scale to export (default: the config's)")
+    parser.add_argument("--results", default="results", help="results root, one folder per scale (default: %(default)s)")
+    parser.add_argument("--cache", default="cache", help="cache root, one folder per scale (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        exp = Experiment.from_file(args.config, **({"scale": args.scale} if args.scale else {}))
+    except ConfigError as err:
+        print(f"wmrobust cache: {err}", file=sys.stderr)
+        return 2
+    scale = exp.scale_name
+    done, missing = export(exp, Path(args.results) / scale, Path(args.cache) / scale)
+    print(f"{len(done)} of {len(done) + len(missing)} runs of scale {scale!r} in {args.cache}/{scale}/")
+    for run in missing:
+        print(f"  not exported (not finished, evaluated and rolled out): {run.path}")
+    return 0 if not missing else 1
