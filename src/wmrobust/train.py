@@ -4,12 +4,9 @@ The loop: collect one agent step (random actions during prefill, then the policy
 explore mode), add finished episodes to replay, run the updates the train ratio owes,
 evaluate (policy mode, fresh eval seeds) and log on frame schedules.
 
-Resuming is exact: a checkpoint can be taken after any agent step. It holds the model,
-optimizers, RNG states, counters, replay episode ids and the episode in progress.
-Environments are recreated from counters (episode k of the run uses seed
-``episode_seed(seed, TRAIN, k)``), and a resumed episode replays its recorded actions
-to reach the same state. So with the same seed on CPU an interrupted-and-resumed run
-writes the same metrics (but wall time and throughput) as an uninterrupted one.
+Resuming is exact: a checkpoint can be taken after any agent step (``wmrobust.checkpoint``
+says what it holds), so with the same seed on CPU an interrupted-and-resumed run writes the
+same metrics (but wall time and throughput) as an uninterrupted one.
 
 SIGTERM/SIGINT: the current agent step (with its updates and any evaluation) finishes,
 a checkpoint is saved and the process exits 143, so schedulers count the job as not done
@@ -36,15 +33,12 @@ import yaml
 from wmrobust.config import (
     ConfigError, RunConfig, config_hash, identity_diff, load_yaml, merge, resolve, save_yaml,
 )
-from wmrobust.io import atomic_path, atomic_write_json, provenance, write_table
+from wmrobust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from wmrobust.io import atomic_write_json, provenance, write_table
 
 TRAIN, EVAL = 0, 1  # seed streams of training and evaluation episodes
 EXIT_PREEMPTED = 143
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable or belongs to another config; the message names the file."""
 
 
 def episode_seed(seed: int, stream: int, index: int) -> int:
@@ -70,7 +64,6 @@ class Trainer:
         from wmrobust.agent.agent import keep_freed_memory
         from wmrobust.agent.replay import Replay
 
-        self.torch = torch
         self.cfg, self.run_dir, self.env_fn = cfg, run_dir, env_fn
         self.hash = config_hash(cfg)
         self.device = device
@@ -122,9 +115,13 @@ class Trainer:
                 "reward": np.float32(0.0 if first else reward),
                 "is_first": np.bool_(first), "is_terminal": np.bool_(False)}
 
-    def start_episode(self) -> None:
+    def open_episode_env(self) -> None:
+        """The env of the current training episode (episode k: seed ``episode_seed(seed, TRAIN, k)``), reset."""
         self.env = self.env_fn(self.cfg.env, episode_seed(self.cfg.seed, TRAIN, self.count["train_episodes"]))
         self.obs = self.env.reset()
+
+    def start_episode(self) -> None:
+        self.open_episode_env()
         self.episode = [self.transition(self.obs, None, 0.0, False)]
         self.act_state = self.agent.initial_state(1)
 
@@ -225,80 +222,12 @@ class Trainer:
             "diverged_at": diverged_at, "pid": os.getpid(), "resumable": status in ("running", "stopped"),
             **provenance()})
 
-    # ---- checkpoints ------------------------------------------------------------
-
-    def save_checkpoint(self) -> None:
-        torch = self.torch
-        ids = self.replay.save(self.ckpt_dir / "replay")
-        episode = ({k: torch.from_numpy(np.stack([s[k] for s in self.episode])) for k in self.episode[0]}
-                   if self.env is not None else None)
-        state = {
-            "config_hash": self.hash,
-            "agent": self.agent.state_dict(),
-            "optimizers": self.agent.optimizer_state(),
-            "counters": dict(self.count),
-            "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state,
-                    "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-            "replay": {"ids": ids, "next_id": self.replay.next_id},
-            "episode": episode,
-            "act_state": self.act_state if self.env is not None else None,
-            "last_batch": ({k: torch.from_numpy(v) for k, v in self.last_batch.items()}
-                           if self.last_batch is not None else None),
-            "rows": self.rows, "pending": self.pending, "elapsed": self.wall_time(),
-        }
-        with atomic_path(self.ckpt_dir / "state.pt") as tmp:
-            torch.save(state, tmp)
-        self.replay.prune(self.ckpt_dir / "replay")
-        self.last_checkpoint = time.monotonic()
-
-    def load_checkpoint(self) -> None:
-        torch, path = self.torch, self.ckpt_dir / "state.pt"
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as err:  # truncated or foreign files raise many types
-            raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({err}); delete it to restart the run") from err
-        if state.get("config_hash") != self.hash:
-            raise CheckpointError(f"{path}: checkpoint of config {state.get('config_hash')}, "
-                                  f"but the run's config is {self.hash}; delete it to restart the run")
-        self.agent.load_state_dict(state["agent"])
-        self.agent.load_optimizer_state(state["optimizers"])
-        self.count = dict(state["counters"])
-        try:
-            self.replay.load(self.ckpt_dir / "replay", state["replay"]["ids"], state["replay"]["next_id"])
-        except Exception as err:  # truncated or foreign .npz files raise many types
-            text = " ".join(str(err).split())
-            raise CheckpointError(f"{text}; delete {self.ckpt_dir} to restart the run") from err
-        self.rows, self.pending, self.elapsed = state["rows"], state["pending"], state["elapsed"]
-        if state["episode"] is not None:
-            self.resume_episode({k: v.cpu().numpy() for k, v in state["episode"].items()}, path)
-            self.act_state = state["act_state"]
-        if state["last_batch"] is not None:
-            self.last_batch = {k: v.cpu().numpy() for k, v in state["last_batch"].items()}
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng["cuda"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-        self.rng.bit_generator.state = rng["numpy"]
-        random.setstate(rng["python"])
-
-    def resume_episode(self, episode: dict[str, np.ndarray], path: Path) -> None:
-        """Recreate the episode's env and replay its actions up to where the checkpoint was."""
-        self.env = self.env_fn(self.cfg.env, episode_seed(self.cfg.seed, TRAIN, self.count["train_episodes"]))
-        self.obs = self.env.reset()
-        for action in episode["action"][1:]:
-            self.obs, _, _ = self.env.step(action)
-        if not np.array_equal(self.obs[self.key], episode[self.key][-1]):
-            raise CheckpointError(f"{path}: replaying the episode in progress did not reproduce its "
-                                  f"observations; the environment is not deterministic given its seed")
-        self.episode = [{k: v[i] for k, v in episode.items()} for i in range(len(episode["reward"]))]
-
     # ---- the loop ----------------------------------------------------------------
 
     def run(self, stop_after_frames: int | None = None) -> str:
         self.session_start = self.last_log_time = self.last_checkpoint = time.monotonic()
         if (self.ckpt_dir / "state.pt").exists():
-            self.load_checkpoint()
+            load_checkpoint(self)
             print(f"resuming from checkpoint at frames {self.frames}", flush=True)
         self.write_status("running")
         bar = None
@@ -326,14 +255,14 @@ class Trainer:
                 if stop_after_frames is not None and self.frames >= stop_after_frames:
                     self.stop_requested = True
                 if self.stop_requested:
-                    self.save_checkpoint()
+                    save_checkpoint(self)
                     self.write_metrics()
                     self.write_status("stopped")
                     print(f"stop requested: checkpoint saved at frames {self.frames}, "
                           f"exiting {EXIT_PREEMPTED}", flush=True)
                     raise SystemExit(EXIT_PREEMPTED)
                 if t.checkpoint_every_seconds and time.monotonic() - self.last_checkpoint >= t.checkpoint_every_seconds:
-                    self.save_checkpoint()
+                    save_checkpoint(self)
         finally:
             if bar is not None:
                 bar.close()
