@@ -148,6 +148,7 @@ ARTIFACTS = {
     "claims": ("claims", ["eval", "curves", "rollout", "runs"], list(VARIANTS), TASKS, CLAIMS_OUT, {}),
 }  # fmt: skip
 N_RESAMPLES = 300
+MIN_SEEDS = 3  # the synthetic grid's 3 seeds decide; the default bar (5) is tested apart
 
 
 def make_snakemake(artifact: str, paths: dict, out: Path, inputs=None, **overrides) -> SimpleNamespace:
@@ -156,7 +157,8 @@ def make_snakemake(artifact: str, paths: dict, out: Path, inputs=None, **overrid
     ext = {"caption": "caption.md", "provenance": "provenance.json"}
     params = dict(
         artifact=artifact, caption=f"Synthetic test of {artifact}.", variants=variants, tasks=tasks,
-        scale="test", scale_info=SCALE_INFO, inferred=artifact != "fig1", n_resamples=N_RESAMPLES, **extra,
+        scale="test", scale_info=SCALE_INFO, inferred=artifact != "fig1", n_resamples=N_RESAMPLES,
+        min_seeds=MIN_SEEDS, **extra,
     )  # fmt: skip
     params.update(overrides)
     return SimpleNamespace(
@@ -242,8 +244,9 @@ def test_claims_report_verdicts_and_not_run(tables, tmp_path):
     run_notebook("claims", sm)
     table = pd.read_csv(sm.output.csv)
     decided = table[table.verdict != "not run"]
-    assert set(decided.verdict) <= {"supported", "contradicted", "inconclusive"}
+    assert set(decided.verdict) <= {"supported", "contradicted", "inconclusive", "too few seeds (n < 3)"}
     assert decided[["effect", "ci_low", "ci_high"]].notna().all().all()
+    assert decided[["iqm_a", "iqm_b"]].isna().all().all()  # 3 seeds: too few for an IQM (4)
     not_run = table[table.verdict == "not run"]
     assert not not_run.empty and not_run["note"].str.len().gt(0).all()
     assert (not_run.comparison.str.contains("zd1|nzd_jac") | (not_run.claim == "C4")).all()
@@ -251,13 +254,28 @@ def test_claims_report_verdicts_and_not_run(tables, tmp_path):
     # C1 on walker: zd5 is more robust than baseline in the synthetic data.
     c1 = table[(table.claim == "C1") & (table.task == "walker_walk") & table.primary]
     assert c1.comparison.tolist() == ["zd5 - baseline"] and c1.verdict.iloc[0] == "supported"
-    # C2 on walker: nzd has a diverged seed -> unpaired, 2 vs 3 seeds.
+    # C2 on walker: nzd has a diverged seed -> unpaired, 2 vs 3 seeds, below the bar of 3:
+    # reported, not decided.
     c2 = table[(table.claim == "C2") & (table.task == "walker_walk") & (table.statistic == "final clean return")]
     assert (c2.n_seeds_a.iloc[0], c2.n_seeds_b.iloc[0]) == (2, 3) and not c2.paired.iloc[0]
+    assert c2.verdict.iloc[0] == "too few seeds (n < 3)" and np.isfinite(c2.effect.iloc[0])
     report = Path(sm.output.md).read_text()
     for claim in ("C1", "C2", "C3", "C4"):
         assert f"## {claim}" in report
     assert "not run" in report and "supported" in report
+
+
+def test_claims_default_seed_bar_and_smoke_header(paths, tmp_path):
+    # The default bar is 5 seeds: the synthetic grid's 3 give no verdict, only effects.
+    sm = make_snakemake("claims", paths, tmp_path, min_seeds=None, scale="smoke")
+    run_notebook("claims", sm)
+    table = pd.read_csv(sm.output.csv)
+    decided = table[table.verdict != "not run"]
+    assert not decided.empty and set(decided.verdict) == {"too few seeds (n < 5)"}
+    assert decided["effect"].notna().all()
+    report = Path(sm.output.md).read_text()
+    assert "smoke scale checks the machinery; its numbers are not evidence" in report.split("## C1")[0]
+    assert "IQM a / b" in report and "P(claimed)" in report
 
 
 def test_claims_full_inputs_decide_every_comparison(paths, tmp_path):

@@ -94,18 +94,20 @@ def test_probability_of_improvement_by_hand_and_against_scipy():
     ],
 )
 def test_decision_rule(low, high, side, verdict):
-    est = stats.Estimate((low + high) / 2, low, high, 3, 3)
+    est = stats.Estimate((low + high) / 2, low, high, 5, 5)
     assert stats.decide(est, side)[0] == verdict
 
 
-def test_decision_rule_needs_two_seeds_and_an_interval():
-    verdict, why = stats.decide(stats.Estimate(5.0, 5.0, 5.0, 1, 3), "greater")
-    assert verdict == "inconclusive" and "too few seeds" in why
+def test_decision_rule_needs_the_seed_bar_and_an_interval():
+    verdict, why = stats.decide(stats.Estimate(5.0, 4.0, 6.0, 4, 5), "greater")
+    assert verdict == "too few seeds (n < 5)" and why == "4 vs 5 seeds"  # the default bar: 5
+    assert stats.decide(stats.Estimate(5.0, 4.0, 6.0, 5, 5), "greater")[0] == "supported"
+    assert stats.decide(stats.Estimate(5.0, 4.0, 6.0, 2, 3), "greater", min_seeds=2)[0] == "supported"
     # One seed per side: the degenerate bootstrap interval must not make a verdict.
     one = stats.difference([10.0], [1.0])
-    assert one.low == one.high == 9.0 and stats.decide(one, "greater")[0] == "inconclusive"
-    assert stats.decide(stats.Estimate(1.0, np.nan, np.nan, 3, 3), "greater")[0] == "inconclusive"
-    assert stats.decide(stats.difference([], [1.0, 2.0]), "less")[0] == "inconclusive"
+    assert one.low == one.high == 9.0 and stats.decide(one, "greater", min_seeds=2)[0] == "too few seeds (n < 2)"
+    assert stats.decide(stats.Estimate(1.0, np.nan, np.nan, 5, 5), "greater")[0] == "inconclusive"
+    assert stats.decide(stats.difference([], [1.0, 2.0]), "less")[0] == "too few seeds (n < 5)"
     with pytest.raises(ValueError, match="side"):
         stats.decide(stats.Estimate(1.0, 0.5, 2.0, 3, 3), "bigger")
 
@@ -150,9 +152,11 @@ def test_claims_pair_by_seed_and_report_missing_variants():
         _eval_rows("baseline", [0, 1, 2], {0: 500, 1: 600, 2: 700}, {0: 300, 1: 320, 2: 340})
         + _eval_rows("zd5", [0, 1, 2], {0: 510, 1: 590, 2: 720}, {0: 400, 1: 410, 2: 450})
     )
-    table = claims.compute_claims(eval=ev, tasks=["walker_walk"], n_resamples=B)
+    table = claims.compute_claims(eval=ev, tasks=["walker_walk"], n_resamples=B, min_seeds=3)
     c1 = table[(table.claim == "C1") & table.primary].iloc[0]
     assert c1.comparison == "zd5 - baseline" and bool(c1.paired)
+    default = claims.compute_claims(eval=ev, tasks=["walker_walk"], n_resamples=B)
+    assert default.loc[c1.name, "verdict"] == "too few seeds (n < 5)"  # 3 seeds: below the default bar
     assert c1.effect == pytest.approx(((400 - 300) + (410 - 320) + (450 - 340)) / 3)
     assert c1.verdict == "supported" and c1.ci_low > 0
     by_hand = stats.difference([400.5, 410.5, 450.5], [300.5, 320.5, 340.5], paired=True, n_resamples=B)
@@ -166,3 +170,17 @@ def test_claims_without_any_table_are_all_not_run():
     table = claims.compute_claims(tasks=["walker_walk", "cheetah_run"])
     assert (table.verdict == "not run").all() and table.note.str.len().gt(0).all()
     assert "no paper zero-drift level for cheetah_run" in table.note.tolist()
+
+
+def test_claims_row_carries_each_sides_iqm_from_four_seeds():
+    seeds = [0, 1, 2, 3, 4]
+    ev = pd.DataFrame(
+        _eval_rows("baseline", seeds, dict.fromkeys(seeds, 500), {0: 300, 1: 310, 2: 320, 3: 330, 4: 900})
+        + _eval_rows("zd5", seeds, dict.fromkeys(seeds, 500), {0: 400, 1: 410, 2: 420, 3: 430, 4: 440})
+    )
+    table = claims.compute_claims(eval=ev, tasks=["walker_walk"], n_resamples=B)
+    c1 = table[(table.claim == "C1") & table.primary].iloc[0]
+    # Per seed: mean over the perturbed condition's 2 episodes (ret, ret + 1).
+    assert c1.iqm_b == pytest.approx(stats.iqm(np.array([300.5, 310.5, 320.5, 330.5, 900.5])))
+    assert c1.iqm_a == pytest.approx(stats.iqm(np.array([400.5, 410.5, 420.5, 430.5, 440.5])))
+    assert c1.verdict in ("supported", "inconclusive", "contradicted")  # 5 seeds: at the bar, decided

@@ -27,7 +27,7 @@ ROLLOUT_HORIZON = 50
 
 COLUMNS = [
     "claim", "task", "statistic", "comparison", "primary", "claimed_side",
-    "effect", "ci_low", "ci_high", "n_seeds_a", "n_seeds_b", "paired",
+    "effect", "ci_low", "ci_high", "n_seeds_a", "n_seeds_b", "paired", "iqm_a", "iqm_b",
     "p_claimed", "p_claimed_low", "p_claimed_high", "scale", "verdict", "note",
 ]  # fmt: skip
 
@@ -185,8 +185,10 @@ def compare(
     note: str = "",
     n_resamples: int = stats.N_RESAMPLES,
     seed: int = 0,
+    min_seeds: int = stats.MIN_SEEDS,
 ) -> dict:
-    """One claims row: mean of ``a`` - mean of ``b`` over seeds, interval, P(claimed side), verdict."""
+    """One claims row: mean of ``a`` - mean of ``b`` over seeds, interval, each side's IQM over
+    seeds (from IQM_MIN_SEEDS seeds), P(claimed side), verdict."""
     a, b = a.dropna(), b.dropna()
     paired = len(a) > 0 and set(a.index) == set(b.index)
     if paired:
@@ -194,11 +196,12 @@ def compare(
     est = stats.difference(a.to_numpy(), b.to_numpy(), paired=paired, n_resamples=n_resamples, seed=seed)
     sign = 1.0 if cmp.side == "greater" else -1.0
     pi = stats.probability_of_improvement(sign * a.to_numpy(), sign * b.to_numpy(), n_resamples, seed=seed)
-    verdict, why = stats.decide(est, cmp.side)
+    verdict, why = stats.decide(est, cmp.side, min_seeds=min_seeds)
+    iqm_a, iqm_b = (float(stats.iqm(x.to_numpy())) if len(x) >= stats.IQM_MIN_SEEDS else np.nan for x in (a, b))
     notes = [why] + ([] if paired or len(a) == 0 else ["unpaired: seed sets differ"]) + [note]
     return _row(
         cmp, task, scale, effect=est.estimate, ci_low=est.low, ci_high=est.high,
-        n_seeds_a=len(a), n_seeds_b=len(b), paired=paired,
+        n_seeds_a=len(a), n_seeds_b=len(b), paired=paired, iqm_a=iqm_a, iqm_b=iqm_b,
         p_claimed=pi.estimate, p_claimed_low=pi.low, p_claimed_high=pi.high,
         verdict=verdict, note="; ".join(n for n in notes if n),
     )  # fmt: skip
@@ -289,6 +292,7 @@ def compute_claims(
     scale: str = "",
     n_resamples: int = stats.N_RESAMPLES,
     seed: int = 0,
+    min_seeds: int = stats.MIN_SEEDS,
 ) -> pd.DataFrame:
     """The claims table: one row per (claim, task, statistic, comparison)."""
     tables = {"eval": eval, "curves": curves, "rollout": rollout, "runs": runs}
@@ -305,5 +309,5 @@ def compute_claims(
             except Missing as why:
                 rows.append(_row(cmp, task, scale, verdict="not run", note=str(why)))
                 continue
-            rows.append(compare(cmp, task, a, b, scale, note, n_resamples, seed))
+            rows.append(compare(cmp, task, a, b, scale, note, n_resamples, seed, min_seeds))
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -22,7 +22,8 @@ from scipy import stats as _st
 
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
-MIN_SEEDS = 2
+MIN_SEEDS = 5
+"""The seed bar of the decision rule (config: min_seeds): fewer per side and no verdict is given."""
 IQM_MIN_SEEDS = 4
 
 Statistic = Callable[..., np.ndarray]
@@ -146,15 +147,16 @@ def probability_of_improvement(
 def decide(est: Estimate, side: Side, null: float = 0.0, min_seeds: int = MIN_SEEDS) -> tuple[str, str]:
     """Verdict of the decision rule and a one-line explanation.
 
-    The interval entirely on the claimed ``side`` of ``null`` supports the
-    claim, entirely on the other side contradicts it; anything else, too few
-    seeds or no interval is inconclusive.
+    With fewer than ``min_seeds`` seeds on a side the verdict is "too few seeds (n <
+    min_seeds)", whatever the interval. Otherwise the interval entirely on the claimed
+    ``side`` of ``null`` supports the claim, entirely on the other side contradicts it;
+    anything else, or no finite interval, is inconclusive.
     """
     if side not in ("greater", "less"):
         raise ValueError(f"side must be 'greater' or 'less', got {side!r}")
     counts = [n for n in (est.n_a, est.n_b) if n is not None]
     if min(counts) < min_seeds:
-        return "inconclusive", f"too few seeds ({' vs '.join(map(str, counts))}; need >= {min_seeds} per side)"
+        return f"too few seeds (n < {min_seeds})", f"{' vs '.join(map(str, counts))} seeds"
     if not (np.isfinite(est.low) and np.isfinite(est.high)):
         return "inconclusive", "no finite bootstrap interval"
     above, below = est.low > null, est.high < null

@@ -13,8 +13,8 @@
 #
 # Builds `claims`: every effect of docs/protocol.md section 1 per task, with its 95%
 # bootstrap interval over seeds, seeds per side, the probability that a seed
-# lies on the claimed side, and the verdict of the decision rule (supported /
-# contradicted / inconclusive); comparisons whose variants or tables are
+# lies on the claimed side, each side's IQM over seeds, and the verdict of the
+# decision rule (supported / contradicted / inconclusive / too few seeds); comparisons whose variants or tables are
 # missing get a "not run" row saying what is missing.
 #
 # Snakemake interface (rule with `script:`):
@@ -22,7 +22,8 @@
 # - `input`: any of `eval`, `curves`, `rollout`, `runs` (aggregated parquet);
 #   those absent make their claims "not run".
 # - `params`: `artifact`, `caption`, `variants`, `tasks`, `scale`,
-#   `scale_info`, `inferred`; optional `n_resamples`, `bootstrap_seed`.
+#   `scale_info`, `inferred`, `min_seeds` (the seed bar of the decision rule);
+#   optional `n_resamples`, `bootstrap_seed`.
 # - `output`: `md` (the report claims.md), `csv` (tidy claims table), `tex`,
 #   `caption`, `provenance`.
 
@@ -37,7 +38,7 @@ tables = read_inputs(sm.input)
 table = claims.compute_claims(
     eval=tables.get("eval"), curves=tables.get("curves"), rollout=tables.get("rollout"),
     runs=tables.get("runs"), tasks=spec.tasks, scale=spec.scale,
-    n_resamples=spec.n_resamples, seed=spec.bootstrap_seed,
+    n_resamples=spec.n_resamples, seed=spec.bootstrap_seed, min_seeds=spec.min_seeds,
 )  # fmt: skip
 
 # %%

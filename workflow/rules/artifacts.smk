@@ -42,6 +42,7 @@ for kind, extensions in ARTIFACT_FILES.items():
             notebook=artifact_param("notebook"),
             scale=EXPERIMENT.scale_name,
             scale_info=scale_info(),
+            min_seeds=config["min_seeds"],
         script:
             "../notebooks/{params.notebook}.py"
 

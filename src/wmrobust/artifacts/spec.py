@@ -43,6 +43,7 @@ class Spec:
     families: list[str] | None = None
     n_resamples: int = stats.N_RESAMPLES
     bootstrap_seed: int = 0
+    min_seeds: int = stats.MIN_SEEDS
 
 
 def spec_from(params: Any) -> Spec:
@@ -61,6 +62,7 @@ def spec_from(params: Any) -> Spec:
         families=list(params.families) if getattr(params, "families", None) else None,
         n_resamples=int(getattr(params, "n_resamples", None) or stats.N_RESAMPLES),
         bootstrap_seed=int(getattr(params, "bootstrap_seed", None) or 0),
+        min_seeds=int(getattr(params, "min_seeds", None) or stats.MIN_SEEDS),
     )
 
 

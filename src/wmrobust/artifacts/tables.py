@@ -197,15 +197,22 @@ def hyperparameter_table(runs: pd.DataFrame, spec: Spec) -> pd.DataFrame:
 
 def claims_report(table: pd.DataFrame, spec: Spec) -> str:
     """Body of claims.md: the decision rule, then per claim its statement and one line per effect."""
-    lines = [
+    machinery = [
+        "**The smoke scale checks the machinery; its numbers are not evidence** (tiny models, minutes of "
+        "training): the local and paper scales test the claims.",
+        "",
+    ] if spec.scale == "smoke" else []
+    lines = machinery + [
         "Decision rule (docs/protocol.md section 1): the effect's 95% percentile bootstrap interval over seeds "
         f"({spec.n_resamples} resamples) entirely on the claimed side of 0 means **supported**, entirely on "
-        "the other side **contradicted**, otherwise **inconclusive**; fewer than "
-        f"{stats.MIN_SEEDS} seeds on a side is inconclusive. Effects are `a - b` over seeds, paired by seed "
+        "the other side **contradicted**, otherwise **inconclusive**; with fewer than "
+        f"{spec.min_seeds} non-diverged seeds on a side the effect and interval are shown but the verdict is "
+        f"**too few seeds (n < {spec.min_seeds})**. Effects are `a - b` over seeds, paired by seed "
         "when both sides have the same seeds. Diverged runs are excluded from returns, frames and errors and "
-        "counted in the divergence rate. `P(claimed)` is the probability that a seed of `a` lies on the "
-        "claimed side of a seed of `b` (ties count half), with its interval. Rows marked *beside* are "
-        "reported for context (other levels); the verdicts of the others decide.",
+        "counted in the divergence rate. `IQM a / b` is each side's interquartile mean over seeds (from "
+        f"{stats.IQM_MIN_SEEDS} seeds). `P(claimed)` is the probability of improvement: that a seed of `a` "
+        "lies on the claimed side of a seed of `b` (ties count half), with its interval. Rows marked *beside* "
+        "are reported for context (other levels); the verdicts of the others decide.",
         "",
     ]
     for claim, statement in claims.STATEMENTS.items():
@@ -216,6 +223,11 @@ def claims_report(table: pd.DataFrame, spec: Spec) -> str:
             lines += ["Primary effects: " + ", ".join(f"{n} {v}" for v, n in verdicts.items()) + ".", ""]
         lines.append(markdown_table(claims_display(rows)))
     return "\n".join(lines)
+
+
+def iqm_pair(a: float, b: float) -> str:
+    """'312 / 287' for the two sides' IQMs; a dash where a side has too few seeds for one."""
+    return " / ".join(_fmt(x) if np.isfinite(x) else "–" for x in (a, b))
 
 
 def claims_display(table: pd.DataFrame) -> pd.DataFrame:
@@ -232,6 +244,7 @@ def claims_display(table: pd.DataFrame) -> pd.DataFrame:
         "claimed": table["claimed_side"] + " 0",
         "effect [95% CI]": [cell(m, a, b) for m, a, b in zip(table["effect"], table["ci_low"], table["ci_high"])],
         "seeds": [seeds(a, b) for a, b in zip(table["n_seeds_a"].astype(float), table["n_seeds_b"].astype(float))],
+        "IQM a / b": [iqm_pair(a, b) for a, b in zip(table["iqm_a"].astype(float), table["iqm_b"].astype(float))],
         "P(claimed) [95% CI]": [
             cell(m, a, b) for m, a, b in zip(table["p_claimed"], table["p_claimed_low"], table["p_claimed_high"])
         ],
