@@ -134,14 +134,14 @@ def frames_to_threshold(curves, task, variant, threshold: float) -> tuple[pd.Ser
 
 
 def rollout_error(rollout, task, variant, horizon: int) -> tuple[pd.Series, str]:
-    """Per seed: open-loop image MSE at ``horizon`` (mean over episodes / rows)."""
+    """Per seed: open-loop observation MSE at ``horizon`` (mean over episodes / rows)."""
     rows = _rows(rollout, "rollout", task, variant)
     ok = _finished(rows, "obs_mse")
     return ok[ok["horizon"] == horizon].groupby("seed")["obs_mse"].mean(), _excluded_note(rows, variant)
 
 
 def rollout_slope(rollout, task, variant) -> tuple[pd.Series, str]:
-    """Per seed: least-squares slope of log(image MSE) against horizon."""
+    """Per seed: least-squares slope of log(observation MSE) against horizon."""
     rows = _rows(rollout, "rollout", task, variant)
     ok = _finished(rows, "obs_mse")
     ok = ok[ok["obs_mse"] > 0]
@@ -218,13 +218,13 @@ def _comparisons(task: str) -> list[Comparison]:
         Comparison("C3", "final clean return", "nzd_jac", "nzd", "greater", True),
         Comparison("C3", "frames to 50% of baseline final return", "nzd_jac", "nzd", "less", True),
         Comparison("C3", "perturbed return", "nzd_jac", "nzd", "greater", True),
-        Comparison("C4", f"open-loop image MSE at horizon {ROLLOUT_HORIZON}", "nzd_jac", "nzd", "less", True),
-        Comparison("C4", "slope of log image MSE vs horizon", "nzd_jac", "nzd", "less", True),
+        Comparison("C4", f"open-loop observation MSE at horizon {ROLLOUT_HORIZON}", "nzd_jac", "nzd", "less", True),
+        Comparison("C4", "slope of log observation MSE vs horizon", "nzd_jac", "nzd", "less", True),
     ]
     if zd is not None:
         out += [
-            Comparison("C4", f"open-loop image MSE at horizon {ROLLOUT_HORIZON}", f"{zd}_jac", zd, "less", False),
-            Comparison("C4", "slope of log image MSE vs horizon", f"{zd}_jac", zd, "less", False),
+            Comparison("C4", f"open-loop observation MSE at horizon {ROLLOUT_HORIZON}", f"{zd}_jac", zd, "less", False),
+            Comparison("C4", "slope of log observation MSE vs horizon", f"{zd}_jac", zd, "less", False),
         ]
     return out
 
@@ -253,7 +253,7 @@ def _values(cmp: Comparison, task: str, tables: dict) -> tuple[pd.Series, pd.Ser
             curves, task, cmp.b, threshold
         )
         return a, b, "; ".join(n for n in (f"threshold {threshold:.4g} (50% of baseline)", na, nb) if n)
-    if stat.startswith("open-loop image MSE"):
+    if stat.startswith("open-loop observation MSE"):
         horizon = _horizon(_rows(rollout, "rollout", task, cmp.a), _rows(rollout, "rollout", task, cmp.b))
         (a, na), (b, nb) = rollout_error(rollout, task, cmp.a, horizon), rollout_error(rollout, task, cmp.b, horizon)
         note = "" if horizon == ROLLOUT_HORIZON else f"horizon {horizon} (longest available; < {ROLLOUT_HORIZON})"

@@ -12,7 +12,7 @@
 # # Open-loop prediction error vs horizon
 #
 # Builds `rollout_error`: for each task (rows) and error metric (columns:
-# image MSE, latent distance to the posterior, reward error), the mean over
+# observation MSE (pixels or vector), latent distance to the posterior, reward error), the mean over
 # seeds with a 95% bootstrap interval against the open-loop horizon, log y.
 # The caption adds the transition-Jacobian norms when the `jacobian` table is given.
 #

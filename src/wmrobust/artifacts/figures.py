@@ -30,7 +30,7 @@ FAMILY_UNITS = {
 # Where the clean condition sits on each family's axis: no change.
 IDENTITY_LEVEL = {"mass": 1.0, "friction": 1.0, "gravity": 1.0}
 ROLLOUT_METRICS = {
-    "obs_mse": "image MSE",
+    "obs_mse": "observation MSE",
     "latent_dist": "latent distance",
     "reward_error": "reward error",
 }
