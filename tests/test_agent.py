@@ -11,6 +11,7 @@ import torch
 
 from wmrobust.agent import Agent
 from wmrobust.agent.behavior import lambda_returns
+from wmrobust.agent.compiled import compiler_available
 from wmrobust.agent.config import LatentErrorConfig
 from wmrobust.agent.jacobian import frobenius_sq, spectral_norm
 from wmrobust.agent.latent_error import apply_latent_error
@@ -441,3 +442,38 @@ def test_replay_windows_start_with_is_first():
 def test_config_modules_do_not_import_torch():
     code = "import sys, wmrobust.config, wmrobust.agent, wmrobust.agent.config; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _two_updates(agent) -> list[dict[str, float]]:
+    torch.manual_seed(1)
+    return [agent.update(make_batch("vector", seed=s)) for s in (0, 1)]
+
+
+@pytest.mark.skipif(compiler_available() is not None, reason="torch.compile needs a C++ compiler here")
+@pytest.mark.parametrize("preset", ["dreamerv2", "dreamerv3"])
+def test_compiled_steps_really_compile_and_agree_with_eager(preset):
+    import torch._dynamo
+
+    eager = _two_updates(tiny_agent(preset=preset, latent_error={"kind": "nonzero_drift"}))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    torch.manual_seed(0)
+    cfg = resolve({"agent": {"size": "tiny", "preset": preset, "latent_error": {"kind": "nonzero_drift"}}})
+    agent = Agent(SPACES["vector"], 2, cfg.agent, "cpu", compile=True)
+    assert agent.compiled
+    compiled = _two_updates(agent)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2  # obs_step and img_step
+    for step_eager, step_compiled in zip(eager, compiled):
+        assert step_eager.keys() == step_compiled.keys()
+        for name, value in step_eager.items():
+            assert step_compiled[name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+
+
+def test_compile_falls_back_to_eager_with_one_warning(monkeypatch):
+    import wmrobust.agent.compiled as compiled
+
+    monkeypatch.setattr(compiled, "compiler_available", lambda: "InvalidCxxCompiler: no working C++ compiler found")
+    cfg = resolve({"agent": {"size": "tiny"}})
+    with pytest.warns(RuntimeWarning, match=r"train\.compile: torch\.compile is unavailable here .*; training eagerly"):
+        agent = Agent(SPACES["vector"], 2, cfg.agent, "cpu", compile=True)
+    assert not agent.compiled and np.isfinite(agent.update(make_batch("vector"))["loss_model"])

@@ -63,6 +63,8 @@ class TrainConfig:
     """Compute precision of updates: float32, or bfloat16 autocast (parameters stay float32; fast on GPUs and CPUs with AVX512-BF16/AMX)."""
     threads: int = 0
     """Torch CPU threads (0 keeps torch's default)."""
+    compile: bool = False
+    """torch.compile (inductor) the RSSM's posterior and imagination steps; falls back to eager with a warning where no compiler works. Not part of a run's identity: results agree with eager to float tolerance."""
 
     def __post_init__(self):
         for name in ("frames", "train_ratio", "batch_size", "batch_length", "replay_capacity",
@@ -123,7 +125,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 # Run-config fields that cannot change a run's results: how fast or where it runs,
 # and how often it logs and checkpoints. They are left out of the run identity, so
 # changing them neither retrains a finished run nor blocks resuming one.
-NOT_IDENTITY = ("train.threads", "train.device", "train.checkpoint_every_seconds", "train.log_every_frames")
+NOT_IDENTITY = ("train.threads", "train.device", "train.compile", "train.checkpoint_every_seconds",
+                "train.log_every_frames")
 
 
 def identity(cfg: Any) -> dict[str, Any]:

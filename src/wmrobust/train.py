@@ -80,7 +80,8 @@ class Trainer:
         self.obs_space, self.act_dim = probe.obs_space, probe.act_dim
         probe.close()
         self.key = next(iter(self.obs_space))
-        self.agent = Agent(self.obs_space, self.act_dim, cfg.agent, device, cfg.train.precision)
+        self.agent = Agent(self.obs_space, self.act_dim, cfg.agent, device, cfg.train.precision,
+                           compile=cfg.train.compile)
         self.replay = Replay(cfg.train.replay_capacity)
 
         repeat = cfg.env.action_repeat

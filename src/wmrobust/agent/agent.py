@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from wmrobust.agent.behavior import ActorCritic
+from wmrobust.agent.compiled import compile_steps
 from wmrobust.agent.config import AgentConfig, LatentErrorConfig
 from wmrobust.agent.world_model import WorldModel, feature
 from wmrobust.io import atomic_path
@@ -36,7 +37,7 @@ def keep_freed_memory() -> None:
 
 class Agent(nn.Module):
     def __init__(self, obs_space: dict, act_dim: int, cfg: AgentConfig, device: str = "cpu",
-                 precision: str = "float32"):
+                 precision: str = "float32", compile: bool = False):
         super().__init__()
         if len(obs_space) != 1 or next(iter(obs_space)) not in ("image", "vector"):
             raise ValueError(f"obs_space: expected one 'image' or 'vector' entry, got {sorted(obs_space)}")
@@ -47,6 +48,7 @@ class Agent(nn.Module):
         self.world_model = WorldModel(obs_space, act_dim, cfg)
         self.behavior = ActorCritic(self.world_model.feat_dim, act_dim, cfg)
         self.to(self.device)
+        self.compiled = compile and compile_steps(self.world_model.rssm)
 
         self.model_opt = self.world_model.optimizer()
         self.actor_opt = torch.optim.Adam(self.behavior.actor.parameters(), lr=cfg.actor_lr, eps=cfg.ac_eps)
@@ -88,12 +90,12 @@ class Agent(nn.Module):
         """One world-model and one actor-critic step on a (B, T) replay batch.
 
         Returns float metrics (``loss_*``...). When a loss is not finite no parameter
-        is changed, so a diverged run keeps its last finite weights."""
+        is changed, so a diverged run keeps its last finite weights. The losses are checked
+        once, after both backward passes, with the metrics: one host synchronisation per
+        update (a GPU queue never drains mid-update)."""
         data = self.world_model.to_tensors(batch, self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             model_loss, post, metrics = self.world_model.loss(data)
-        if not torch.isfinite(model_loss):
-            return {k: v.item() for k, v in metrics.items()}
         self.model_opt.zero_grad(set_to_none=True)
         model_loss.backward()
         nn.utils.clip_grad_norm_(self.world_model.parameters(), self.cfg.model_clip)
@@ -101,20 +103,23 @@ class Agent(nn.Module):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             actor_loss, critic_loss, ac_metrics = self.behavior.loss(self.world_model, post, data["is_terminal"])
         metrics.update(ac_metrics)
-        if not (torch.isfinite(actor_loss) and torch.isfinite(critic_loss)):
-            return {k: v.item() for k, v in metrics.items()}
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (actor_loss + critic_loss).backward()
         nn.utils.clip_grad_norm_(self.behavior.actor.parameters(), self.cfg.ac_clip)
         nn.utils.clip_grad_norm_(self.behavior.critic.parameters(), self.cfg.ac_clip)
-        # Step only now: imagination saved world-model weights its backward pass needed.
-        self.model_opt.step()
-        self.actor_opt.step()
-        self.critic_opt.step()
-        self.behavior.update_slow_critic()
         names = list(metrics)
-        return dict(zip(names, torch.stack([metrics[k].float() for k in names]).tolist()))
+        losses = torch.stack([model_loss.detach(), actor_loss.detach(), critic_loss.detach()]).float()
+        values = torch.cat([torch.stack([metrics[k].float() for k in names]), torch.isfinite(losses).all()[None]])
+        *numbers, finite = values.tolist()
+        if finite:
+            # Step only now: imagination saved world-model weights its backward pass needed.
+            self.model_opt.step()
+            self.actor_opt.step()
+            self.critic_opt.step()
+            self.behavior.commit_return_scale()
+            self.behavior.update_slow_critic()
+        return dict(zip(names, numbers))
 
     # ---- persistence -----------------------------------------------------------
 

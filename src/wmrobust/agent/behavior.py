@@ -95,9 +95,10 @@ class ActorCritic(nn.Module):
         if cfg.return_norm:
             low, high = torch.quantile(returns.detach().flatten().float(), torch.tensor([0.05, 0.95], device=returns.device))
             decay = 0.99
-            self.return_low.mul_(decay).add_((1 - decay) * low)
-            self.return_high.mul_(decay).add_((1 - decay) * high)
-            scale = (self.return_high - self.return_low).clamp_min(1.0)
+            # Kept aside until the update's losses prove finite (commit_return_scale).
+            self.pending_scale = (self.return_low * decay + (1 - decay) * low,
+                                  self.return_high * decay + (1 - decay) * high)
+            scale = (self.pending_scale[1] - self.pending_scale[0]).clamp_min(1.0)
         entropy = torch.stack([dist.entropy() for dist, _ in steps])
         if cfg.actor_grad == "dynamics":
             # V3 (2023) backprops the advantage; v_t keeps its gradient, which reaches the
@@ -118,6 +119,13 @@ class ActorCritic(nn.Module):
         metrics = {"loss_actor": actor_loss.detach(), "loss_critic": critic_loss.detach(),
                    "actor_entropy": entropy.mean().detach(), "imag_return": returns.mean().detach()}
         return actor_loss, critic_loss, metrics
+
+    @torch.no_grad()
+    def commit_return_scale(self):
+        """Take the return percentiles of the last loss into the EMA (after a finite update)."""
+        if self.cfg.return_norm:
+            self.return_low.copy_(self.pending_scale[0])
+            self.return_high.copy_(self.pending_scale[1])
 
     @torch.no_grad()
     def update_slow_critic(self):
