@@ -22,7 +22,8 @@ def test_identity_leaves_out_only_what_cannot_change_results():
     base = resolve({})
     for key in NOT_IDENTITY:
         section, name = key.split(".")
-        changed = {"threads": 3, "device": "cpu", "checkpoint_every_seconds": 5.0, "log_every_frames": 7}[name]
+        changed = {"threads": 3, "device": "cpu", "compile": True, "checkpoint_every_seconds": 5.0,
+                   "log_every_frames": 7}[name]
         assert resolve({section: {name: changed}}).hash() == base.hash(), key
     assert resolve({"agent": {"kl_free": 0.5}}).hash() != base.hash()
     assert resolve({"train": {"eval_every_frames": 5000}}).hash() != base.hash()  # evaluation draws from torch's RNG
