@@ -1,7 +1,7 @@
 """Evaluation throughput: episodes per second for every docs/protocol.md section 5 condition
 (clean + 22 family/levels) of one pixel checkpoint, 1 vs 2 env worker processes, fast
 rendering. Prints a Markdown table. (The policy runs on one torch thread: see
-`wmrobust.evaluate.run_episodes`.)
+`wmrobust.episodes.run_episodes`.)
 
 The checkpoint is a tiny walker_walk run trained briefly here (speed does not depend
 on what it learned), or an existing run directory (--run-dir). Wall time includes
