@@ -15,13 +15,13 @@ changed config, being a new run id, is never served from the cache.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
 from wmrobust.config import ConfigError
 from wmrobust.experiment import Experiment, Run
+from wmrobust.plan import run_state
 
 FINISHED = ("finished", "diverged")
 """Run states whose results are final, and so may be shipped."""
@@ -67,7 +67,7 @@ def export(exp: Experiment, results: Path, cache: Path) -> tuple[list[Run], list
     done, missing = [], []
     for run, sources in run_sources(exp).items():
         files = run_files(run, sources)
-        if _state(results / f"runs/{run.path}/status.json") not in FINISHED or not all(
+        if run_state(results / "runs" / run.path)["state"] not in FINISHED or not all(
             (results / f).exists() for f in files
         ):
             missing.append(run)
@@ -80,13 +80,6 @@ def export(exp: Experiment, results: Path, cache: Path) -> tuple[list[Run], list
             partial.replace(dest)
         done.append(run)
     return done, missing
-
-
-def _state(status_path: Path) -> str | None:
-    try:
-        return json.loads(status_path.read_text()).get("status")
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return None
 
 
 def cli(command: str, argv: list[str]) -> int:
