@@ -4,6 +4,14 @@
 # Choose the scale with --config scale=smoke|local|paper (config/README.md).
 
 
+from pathlib import Path
+
+from wmrobust.config import read_yaml
+
+# Snakemake's own message for malformed YAML names no file; this one names it and the line.
+read_yaml(Path(workflow.basedir, "config/config.yaml"))
+
+
 configfile: "config/config.yaml"
 
 

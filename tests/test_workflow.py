@@ -141,6 +141,16 @@ def test_bad_config_is_refused_naming_the_key(override, culprit, scratch):
     assert culprit in proc.stdout + proc.stderr
 
 
+def test_malformed_config_yaml_is_named_with_its_line(tmp_path):
+    work = workflow_copy(tmp_path / "work")
+    with open(work / "config" / "config.yaml", "a") as f:
+        f.write("seeds: [0,\n")
+    proc = snakemake("-n", "--cores", "1", "figures", check=False, cwd=work)
+    assert proc.returncode != 0
+    assert "config/config.yaml: not valid YAML" in proc.stdout + proc.stderr
+    assert re.search(r"line \d+", proc.stdout + proc.stderr)
+
+
 def test_lint_is_clean(scratch):
     proc = snakemake("--lint", check=False, cwd=scratch)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -297,7 +297,9 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', None) or err}") from err
 
 
 def load_yaml(path: str | Path) -> RunConfig:

@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 from wmrobust.config import (
-    ConfigError, RunConfig, config_hash, identity_diff, load_yaml, merge, resolve, save_yaml,
+    ConfigError, RunConfig, config_hash, identity_diff, load_yaml, merge, read_yaml, resolve, save_yaml,
 )
 from wmrobust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from wmrobust.io import atomic_write_json, provenance, write_table
@@ -400,12 +400,7 @@ def cli(command: str, argv: list[str]) -> int:
     try:
         overrides: dict[str, Any] = {}
         if args.config is not None:
-            try:
-                overrides = yaml.safe_load(args.config.read_text()) or {}
-            except FileNotFoundError:
-                raise ConfigError(f"{args.config}: no such config file") from None
-            except yaml.YAMLError as err:
-                raise ConfigError(f"{args.config}: not valid YAML ({err})") from err
+            overrides = read_yaml(args.config) or {}
             if not isinstance(overrides, dict):
                 raise ConfigError(f"{args.config}: expected a mapping of overrides")
         cfg = resolve(merge(overrides, parse_sets(args.sets)))
