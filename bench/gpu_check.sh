@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU check (at most ~6 minutes on one modern NVIDIA GPU):
-#   1. s/update at size S, float32 and bfloat16 autocast (eager; there is no compiled
-#      path yet: train.compile is not implemented),
+#   1. s/update at size S, float32 and bfloat16 autocast, eager and with train.compile
+#      (its compile time beside),
 #   2. env frames/s of walker_walk with EGL rendering on the GPU, 1 and 8 worker processes,
 #   3. a short pixel walker_walk run (20k frames) beside the published pixel curves.
 # On a machine without mujoco/dm_control it installs them from bench/gpu_pack/
@@ -38,7 +38,7 @@ else
 fi
 
 stamp "1. learner s/update ($device)"
-python3 bench/learner.py --device "$device" --sizes $sizes --precisions $precisions --jacobians none projection --threads 4 --repeats 3
+python3 bench/learner.py --device "$device" --sizes $sizes --precisions $precisions --modes eager compiled --jacobians none --threads 4 --repeats 3
 stamp "2. env frames/s, EGL"
 python3 bench/envs.py --tasks walker_walk --conditions clean --envs "$envs" --processes $procs --steps "$steps"
 stamp "3. short pixel walker_walk run"
