@@ -57,10 +57,10 @@ def measure(preset: str, size: str, jacobian: str, precision: str, batch: int, l
     from torch.utils.flop_counter import FlopCounterMode
 
     from wmrobust.agent import Agent
-    from wmrobust.agent.agent import keep_freed_memory
+    from wmrobust.agent.agent import tune_cpu
     from wmrobust.config import resolve
 
-    keep_freed_memory()
+    tune_cpu()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     jac = {"weight": 0.0} if jacobian == "none" else {"weight": 0.01, "estimator": jacobian, "probes": 1}

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from wmrobust.agent import Agent
+from wmrobust.agent.agent import tune_cpu
 from wmrobust.agent.behavior import lambda_returns
 from wmrobust.agent.compiled import compiler_available
 from wmrobust.agent.config import LatentErrorConfig
@@ -65,6 +66,14 @@ def test_update_losses_finite_and_act_shapes(key, preset):
     for mode in ("explore", "eval"):
         action, state = agent.act(obs, state, mode)
         assert action.shape == (3, 2) and action.dtype == np.float32 and np.abs(action).max() <= 1
+
+
+def test_tune_cpu_flushes_denormals():
+    torch.set_flush_denormal(False)  # another test's Trainer may have flushed already
+    subnormal = torch.tensor([1e-40], dtype=torch.float32)
+    assert (subnormal * 1.0).item() != 0.0
+    tune_cpu()
+    assert (subnormal * 1.0).item() == 0.0
 
 
 @pytest.mark.parametrize("preset", ["dreamerv2", "dreamerv3"])

@@ -61,7 +61,7 @@ class Trainer:
         import torch
 
         from wmrobust.agent import Agent
-        from wmrobust.agent.agent import keep_freed_memory
+        from wmrobust.agent.agent import tune_cpu
         from wmrobust.agent.replay import Replay
 
         self.cfg, self.run_dir, self.env_fn = cfg, run_dir, env_fn
@@ -71,7 +71,7 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         if device == "cpu":
-            keep_freed_memory()
+            tune_cpu()
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
