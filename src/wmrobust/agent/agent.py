@@ -22,8 +22,7 @@ def tune_cpu() -> None:
 
     Tiny activations and gradients of a trained net can fall into float32's subnormal range,
     where x86 arithmetic takes a slow path (a PyTorch Dreamer port's vector actor-critic lost a
-    third of its time to it). Flushing them to zero costs nothing; on our trained vector agent it
-    changed nothing measurable (0.51 s per update either way, 1 thread, 2026-12-03).
+    third of its time to it); flushing them to zero costs nothing and rules that slow path out.
 
     Every CPU update allocates and frees the same gigabytes of activations; by default glibc
     unmaps each large block on free, and touching it again next update costs a page fault per
