@@ -11,13 +11,14 @@ uniform random actions.
     python bench/learning.py --seeds 0 --frames 50000 --train-ratio 128 --batch 16x64
     python bench/learning.py --set agent.imag_starts=256 --set agent.actor_lr=2e-4
 
-While it runs, each seed's curve so far is in <run-root>/seed<k>/metrics.parquet.
+While it runs, each seed's curve so far is in <run-root>/seed<k>/metrics.parquet. Rerunning the
+same command resumes unfinished seeds from their checkpoints (a run directory holding another
+config is refused: use another --run-root).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -56,8 +57,8 @@ def published(task: str, obs: str = "vector", agent: str = "dreamerv3") -> pd.Da
 
 
 def run_seed(overrides: dict, run_dir: Path) -> tuple[str, float, float]:
-    """Train one run; returns (status, CPU minutes, wall minutes)."""
-    shutil.rmtree(run_dir, ignore_errors=True)
+    """Train (or resume from its checkpoint, or find finished) one run; returns (status, CPU
+    minutes, wall minutes) of this process: a resumed run's figures cover the last session only."""
     cpu, wall = time.process_time(), time.time()
     status = train(resolve(overrides), run_dir, progress=False)
     return status, (time.process_time() - cpu) / 60, (time.time() - wall) / 60

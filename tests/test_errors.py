@@ -103,8 +103,8 @@ def test_corrupt_replay_episode_names_the_file_and_the_fix(tmp_path, capsys, mon
     with pytest.raises(CheckpointError, match=rf"{episode.name}: cannot read replay episode.*delete "
                                               rf".*checkpoint to restart the run"):
         train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv)
-    monkeypatch.setattr(train_module, "train", lambda cfg, run_dir, device=None: train(
-        cfg, run_dir, progress=False, device=device, _env_fn=FakeEnv))
+    monkeypatch.setattr(train_module, "train", lambda cfg, run_dir: train(
+        cfg, run_dir, progress=False, _env_fn=FakeEnv))
     cfg = tiny().to_dict()
     sets = [f"{k}={v}" for k, v in {"env.task": cfg["env"]["task"], "env.obs": "vector", "env.episode_frames": 40,
                                     "agent.size": "tiny", "train.frames": 200, "train.prefill_frames": 40,

@@ -58,6 +58,24 @@ def compared(run_dir):
     return df.drop(columns=["wall_time", "updates_per_second"])
 
 
+@pytest.mark.parametrize("field, value", [("log_every_frames", 60), ("checkpoint_every_seconds", 1e-6)])
+def test_fields_left_out_of_the_run_id_change_nothing_it_computes(tmp_path, field, value):
+    """Each field of NOT_IDENTITY, varied: same weights, same evaluation returns, bit for bit."""
+    from wmrobust.config import NOT_IDENTITY, merge
+
+    assert set(NOT_IDENTITY) == {"train.log_every_frames", "train.checkpoint_every_seconds"}  # all varied here
+    other = resolve(merge(tiny().to_dict(), {"train": {field: value}}))
+    assert other.hash() == tiny().hash()
+    train(tiny(), tmp_path / "a", progress=False, _env_fn=FakeEnv)
+    train(other, tmp_path / "b", progress=False, _env_fn=FakeEnv)
+    a, b = (torch.load(tmp_path / run / "model.pt", weights_only=True)["agent"] for run in "ab")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    evals = [pd.read_parquet(tmp_path / run / "metrics.parquet").query("split == 'eval'")["return"] for run in "ab"]
+    assert evals[0].tolist() == evals[1].tolist()
+
+
 def test_run_dir_files_and_finished_is_idempotent(tmp_path):
     assert train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv) == "finished"
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
@@ -112,8 +130,8 @@ def test_non_finite_loss_stops_run_as_diverged(tmp_path, monkeypatch):
 def test_cli_diverged_exits_zero(tmp_path, monkeypatch, capsys):
     import wmrobust.train as train_module
 
-    monkeypatch.setattr(train_module, "train", lambda cfg, run_dir, device=None: train(
-        cfg, run_dir, progress=False, device=device, _env_fn=FakeEnv))
+    monkeypatch.setattr(train_module, "train", lambda cfg, run_dir: train(
+        cfg, run_dir, progress=False, _env_fn=FakeEnv))
     argv = ["--run-dir", str(tmp_path), "--set", "env.task=cartpole_swingup", "--set", "env.obs=vector",
             "--set", "env.episode_frames=40", "--set", "agent.size=tiny", "--set", "agent.model_lr=1e30",
             "--set", "train.frames=200", "--set", "train.prefill_frames=40", "--set", "train.train_ratio=32",
@@ -183,7 +201,8 @@ def test_changes_outside_the_identity_keep_the_finished_run(tmp_path):
     cfg = tiny()
     assert train(cfg, tmp_path, progress=False, _env_fn=FakeEnv) == "finished"
     model = (tmp_path / "model.pt").read_bytes()
-    faster = resolve({**cfg.to_dict(), "train": {**cfg.to_dict()["train"], "threads": 2, "log_every_frames": 40}})
+    faster = resolve({**cfg.to_dict(), "train": {**cfg.to_dict()["train"], "checkpoint_every_seconds": 5.0,
+                                                         "log_every_frames": 40}})
     assert faster.hash() == cfg.hash()
     assert train(faster, tmp_path, progress=False, _env_fn=FakeEnv) == "finished"
     assert (tmp_path / "model.pt").read_bytes() == model

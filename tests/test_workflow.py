@@ -5,6 +5,7 @@ nor touch the user's results/ and figures/."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -170,6 +171,25 @@ def test_slurm_profile_resolves_in_a_dry_run(scratch):
         cwd=scratch,
     )
     assert job_stats(proc.stdout + proc.stderr)["train"] > 0
+
+
+def test_a_finished_run_survives_code_changes_and_reruns(tmp_path):
+    """A pull, a checkout or an editor save changes the workflow's mtimes: nothing is planned
+    again. A rerun of a train job anyway (an edited rule, --forcerun) keeps the run as it was."""
+    work = workflow_copy(tmp_path / "work")
+    one = ("--config", "tasks=[walker_walk]", "variants=[baseline]", "seeds=[0]")
+    snakemake("--cores", "1", "runs", *one, cwd=work)
+    run_dir = next((work / "results" / "smoke" / "runs").glob("walker_walk/baseline/seed0-*"))
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    assert json.loads(before["status.json"])["status"] == "finished"
+
+    for path in [*(work / "workflow").rglob("*"), work / "Snakefile"]:
+        path.touch()
+    dry = snakemake("-n", "--cores", "1", "runs", *one, cwd=work)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout
+
+    snakemake("--cores", "1", "runs", *one, "--forcerun", "train", cwd=work)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 
 @pytest.mark.slow

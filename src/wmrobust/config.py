@@ -58,13 +58,13 @@ class TrainConfig:
     checkpoint_every_seconds: float = 600.0
     """Wall-clock seconds between resume checkpoints."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Torch device; auto picks cuda when available."""
+    """Torch device; auto picks cuda when available (status.json records the device used)."""
     precision: Literal["float32", "bfloat16"] = "float32"
     """Compute precision of updates: float32, or bfloat16 autocast (parameters stay float32; fast on GPUs and CPUs with AVX512-BF16/AMX)."""
     threads: int = 0
-    """Torch CPU threads (0 keeps torch's default)."""
+    """Torch CPU threads (0 keeps torch's default, the machine's cores); part of a run's identity, since the thread count changes the summation order of its arithmetic."""
     compile: bool = False
-    """torch.compile (inductor) the RSSM's posterior and imagination steps; falls back to eager with a warning where no compiler works. Not part of a run's identity: results agree with eager to float tolerance."""
+    """torch.compile (inductor) the RSSM's posterior and imagination steps; falls back to eager with a warning where no compiler works. Part of a run's identity: compiled updates agree with eager only to float tolerance."""
 
     def __post_init__(self):
         for name in ("frames", "train_ratio", "batch_size", "batch_length", "replay_capacity",
@@ -122,11 +122,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-# Run-config fields that cannot change a run's results: how fast or where it runs,
-# and how often it logs and checkpoints. They are left out of the run identity, so
-# changing them neither retrains a finished run nor blocks resuming one.
-NOT_IDENTITY = ("train.threads", "train.device", "train.compile", "train.checkpoint_every_seconds",
-                "train.log_every_frames")
+# Run-config fields that cannot change a run's results: how often it logs and
+# checkpoints (logging's random draws come from a fork of the random streams, and a
+# resumed run is bitwise the uninterrupted one). They are left out of the run identity,
+# so changing them neither retrains a finished run nor blocks resuming one. Threads,
+# device and compile stay in: each changes the floating-point arithmetic of training.
+NOT_IDENTITY = ("train.checkpoint_every_seconds", "train.log_every_frames")
 
 
 def identity(cfg: Any) -> dict[str, Any]:

@@ -193,7 +193,13 @@ class Trainer:
                "updates": self.count["updates"]}
         row.update({name: total / n for name, (total, n) in self.pending.items()})
         if self.last_batch is not None:
-            norms = self.agent.world_model.jacobian_norms(self.last_batch, probes=4, iters=0)
+            import torch
+
+            # The log cadence is not part of the run's identity, so this diagnostic's random
+            # draws (posterior samples, probes) come from a fork of the random streams.
+            devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
+            with torch.random.fork_rng(devices=devices):
+                norms = self.agent.world_model.jacobian_norms(self.last_batch, probes=4, iters=0)
             row["jacobian_norm"] = norms["frobenius"]
         now = time.monotonic()
         n_updates = self.pending.get("loss_model", [0, 0])[1]
@@ -330,11 +336,10 @@ def read_status(path: Path) -> dict[str, Any]:
     return status
 
 
-def train(cfg: RunConfig, run_dir: Path, progress: bool | None = None, *, device: str | None = None,
+def train(cfg: RunConfig, run_dir: Path, progress: bool | None = None, *,
           _env_fn: Callable | None = None, _stop_after_frames: int | None = None) -> str:
     """Train (or resume, or find finished) the run in ``run_dir``; returns its final status.
 
-    ``device`` overrides ``cfg.train.device`` without changing the config (and its hash).
     ``_env_fn(env_cfg, seed)`` and ``_stop_after_frames`` are test hooks: a fake env, and
     behaving as if SIGTERM arrived once that many frames are collected."""
     run_dir = Path(run_dir)
@@ -346,7 +351,7 @@ def train(cfg: RunConfig, run_dir: Path, progress: bool | None = None, *, device
 
         _env_fn = make_env
     progress = sys.stderr.isatty() if progress is None else progress
-    trainer = Trainer(cfg, run_dir, select_device(device or cfg.train.device), _env_fn, progress)
+    trainer = Trainer(cfg, run_dir, select_device(cfg.train.device), _env_fn, progress)
 
     def request_stop(signum, frame):
         trainer.stop_requested = True
@@ -362,6 +367,22 @@ def train(cfg: RunConfig, run_dir: Path, progress: bool | None = None, *, device
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+def train_job(cfg: RunConfig, run_dir: Path, log: Path) -> None:
+    """The workflow's train job: `wmrobust train` of ``cfg`` in a process of its own, output
+    appended to ``log``. Its own process owns its main thread, so it takes SIGTERM/SIGINT as
+    `wmrobust train` does (checkpoint, exit 143); a non-zero exit fails the job."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, open(log, "a") as out:
+        path = Path(tmp) / "config.yaml"
+        save_yaml(cfg, path)
+        code = subprocess.call([sys.executable, "-m", "wmrobust.cli", "train", "--run-dir", str(run_dir),
+                                "--config", str(path)], stdout=out, stderr=subprocess.STDOUT)
+    if code:
+        raise SystemExit(f"{run_dir}: wmrobust train exited {code} (log: {log})")
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
@@ -395,7 +416,7 @@ def cli(command: str, argv: list[str]) -> int:
     parser.add_argument("--config", type=Path, help="YAML file of config overrides")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. agent.jacobian.weight=0.01 (repeatable)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides train.device (not hashed)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shorthand for --set train.device=...")
     args = parser.parse_args(argv)
     try:
         overrides: dict[str, Any] = {}
@@ -403,8 +424,9 @@ def cli(command: str, argv: list[str]) -> int:
             overrides = read_yaml(args.config) or {}
             if not isinstance(overrides, dict):
                 raise ConfigError(f"{args.config}: expected a mapping of overrides")
-        cfg = resolve(merge(overrides, parse_sets(args.sets)))
-        status = train(cfg, args.run_dir, device=args.device)
+        device = {"train": {"device": args.device}} if args.device else {}
+        cfg = resolve(merge(merge(overrides, parse_sets(args.sets)), device))
+        status = train(cfg, args.run_dir)
     except (ConfigError, CheckpointError) as err:
         print(f"wmrobust {command}: {err}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from snakemake.utils import min_version, validate
 from wmrobust import cache
 from wmrobust.config import identity
 from wmrobust.experiment import SOURCES, Experiment, coerce_numbers
+from wmrobust.train import train_job
 
 min_version("9.0")
 
@@ -81,6 +82,24 @@ def run_identity(wildcards):
     """A train job's hyperparameters: its run's identity (config minus NOT_IDENTITY)."""
     run = grid_run(wildcards)
     return identity(EXPERIMENT.run_config(run.task, run.variant, run.seed))
+
+
+def grid_run_config(wildcards, run_identity):
+    """A train job's full run config (the fields left out of the identity, such as threads
+    and log cadence, come from the scale's config, so that changing them never reruns the
+    job); refuses a job whose params are not this run's identity."""
+    run = grid_run(wildcards)
+    cfg = EXPERIMENT.run_config(run.task, run.variant, run.seed)
+    if identity(cfg) != run_identity:
+        raise ValueError(f"run {run.path}: the job's params are not this run's config")
+    return cfg
+
+
+def train_threads(wildcards):
+    """A train job's cores: its run's train.threads (part of the run's identity, since the
+    thread count changes its arithmetic), else the scale's resources.train.threads."""
+    cfg = EXPERIMENT.run_config(wildcards.task, wildcards.variant, int(wildcards.seed))
+    return cfg.train.threads or resource("train", "threads", 1)
 
 
 def heldout_file(wildcards):

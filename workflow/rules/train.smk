@@ -1,31 +1,45 @@
 # Training. A run's directory ends in its id (the hash of its config minus the
 # fields that cannot change results), so a changed config trains a new run beside
-# the old one. The rule declares only a run's final files: Snakemake deletes
-# declared outputs before a retry, and the resume state in checkpoint/ must
-# survive it (docs/architecture.md: run directories).
+# the old one. A run is never lost to a rerun of its job:
+# - `run:` rather than `script:`: Snakemake reruns a script job whenever the
+#   script's mtime is newer than its outputs (a pull, a checkout, an editor save);
+#   for `run:` it compares the block's text, and only if that was edited;
+# - `update()`: Snakemake neither deletes nor cleans up the run's files before or
+#   after a rerun or retry (it restores them if the job fails), so a rerun of a
+#   finished run finds it finished and a retry resumes from checkpoint/.
 
 
 rule train:
     output:
-        model="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt",
-        metrics="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/metrics.parquet",
-        metrics_provenance="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/metrics.parquet.provenance.json",
-        status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
+        model=update("results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt"),
+        metrics=update(
+            "results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/metrics.parquet"
+        ),
+        metrics_provenance=update(
+            "results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/metrics.parquet.provenance.json"
+        ),
+        status=update(
+            "results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json"
+        ),
     log:
         "results/{scale}/logs/train/{task}/{variant}/seed{seed}-{rid}.log",
     benchmark:
         "results/{scale}/benchmarks/train/{task}/{variant}/seed{seed}-{rid}.tsv"
     conda:
         "../../environment.yml"
-    threads: resource("train", "threads", 1)
+    threads: train_threads
     resources:
         mem_mb=resource("train", "mem_mb", 4000),
         runtime=resource("train", "runtime", 60),
         gpu=resource("train", "gpu", 0),
     params:
         run=run_identity,
-    script:
-        "../scripts/train.py"
+    run:
+        train_job(
+            grid_run_config(wildcards, params.run),
+            Path(output.status).parent,
+            Path(log[0]),
+        )
 
 
 # Every training run of the scale.
