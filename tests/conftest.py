@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from wmrobust.config import resolve, save_yaml
+from wmrobust.io import file_digest
 
 # A vector-observation task on which a tiny world model learns visibly in ~400 updates.
 TINY_RUN = {
@@ -54,7 +55,8 @@ def pixel_run(tmp_path_factory) -> Path:
     env = make_env(cfg.env, 0)
     Agent(env.obs_space, env.act_dim, cfg.agent).save(run_dir / "model.pt")
     env.close()
-    (run_dir / "status.json").write_text(json.dumps({"status": "finished", "config_hash": cfg.hash()}))
+    (run_dir / "status.json").write_text(json.dumps({"status": "finished", "config_hash": cfg.hash(),
+                                                     "model_sha256": file_digest(run_dir / "model.pt")}))
     return run_dir
 
 

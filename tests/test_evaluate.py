@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from wmrobust.evaluate import cli, collect, evaluate, protocol_conditions
-from wmrobust.io import provenance_path
+from wmrobust.io import file_digest, provenance_path
 
 SEEDS = [1_000_000, 1_000_001]
 CONDITIONS = ["clean", "noise=0.1", "mass=1.5", "latent=1", "clean"]  # clean twice: evaluated once
@@ -148,6 +148,8 @@ def test_collect_diverged_with_nan_weights_falls_back_to_random(pixel_run, copy_
     state = torch.load(run_dir / "model.pt", weights_only=True)
     next(v for v in state["agent"].values() if v.is_floating_point()).fill_(float("nan"))
     torch.save(state, run_dir / "model.pt")
+    status = json.loads((run_dir / "status.json").read_text())
+    (run_dir / "status.json").write_text(json.dumps({**status, "model_sha256": file_digest(run_dir / "model.pt")}))
     with pytest.warns(UserWarning, match="random"):
         collect(run_dir, tmp_path / "heldout.npz", episode_seeds=SEEDS)
     data = _check_layout(tmp_path / "heldout.npz", "image", (64, 64, 3), len(SEEDS), 11)
@@ -163,3 +165,17 @@ def test_config_edited_after_training_is_refused(tiny_run, copy_run, tmp_path, c
     assert cli("evaluate", args) == 2
     err = capsys.readouterr().err
     assert f"{config}: its run id" in err and "was config.yaml edited?" in err and err.count("\n") == 1
+
+
+def test_a_replaced_model_is_refused(tiny_run, copy_run, tmp_path, capsys):
+    """Other weights of the same shape in model.pt: not the model the run saved."""
+    run_dir = copy_run(tiny_run)
+    state = torch.load(run_dir / "model.pt", weights_only=True)
+    next(v for v in state["agent"].values() if v.is_floating_point()).add_(1.0)
+    torch.save(state, run_dir / "model.pt")
+    args = ["--run-dir", str(run_dir), "--out", str(tmp_path / "out.parquet"), "--episodes", "1",
+            "--episode-frames", "20", "--variant", "b", "--conditions", "clean"]
+    assert cli("evaluate", args) == 2
+    err = capsys.readouterr().err
+    assert f"{run_dir / 'model.pt'}: not the model this run saved" in err and err.count("\n") == 1
+    assert not (tmp_path / "out.parquet").exists()

@@ -133,3 +133,13 @@ def test_cache_serves_a_result_only_while_the_users_own_is_missing(tmp_path):
     (results / relative).parent.mkdir(parents=True)
     (results / relative).write_bytes(b"own")
     assert source(str(results), str(cache), relative) == f"{results}/{relative}"
+
+
+def test_aggregate_refuses_a_table_another_run_produced(tmp_path):
+    table = tmp_path / "eval.parquet"
+    write_table(pd.DataFrame({"return": [1.0]}), table, config_hash="aaaaaaaaaaaa")
+    runs = [{"task": "walker_walk", "variant": "baseline", "seed": 0, "rid": "bbbbbbbbbbbb"}]
+    with pytest.raises(ValueError, match=r"eval.parquet: its provenance says run 'aaaaaaaaaaaa' produced it, "
+                                         r"not run bbbbbbbbbbbb"):
+        aggregate("eval", [table], runs, tmp_path / "out.parquet", scale="smoke")
+    assert not (tmp_path / "out.parquet").exists()

@@ -219,6 +219,24 @@ def test_finished_run_is_checked_before_it_counts_as_finished(tmp_path):
     (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace("seed: 1", "seed: 0"))
     model = tmp_path / "model.pt"
     model.write_bytes(model.read_bytes()[:100])  # truncated
-    with pytest.raises(CheckpointError, match="model.pt: status.json says finished but the model is unreadable"):
+    with pytest.raises(CheckpointError, match="model.pt: not the model this run saved"):
         train(cfg, tmp_path, progress=False, _env_fn=FakeEnv)
     assert (tmp_path / "metrics.parquet").exists()  # nothing was deleted
+
+
+def test_a_run_directory_in_training_is_refused_to_a_second_trainer(tmp_path):
+    from wmrobust.train import run_lock
+
+    with run_lock(tmp_path):  # as another process training it would hold it
+        with pytest.raises(ConfigError, match=rf"{tmp_path}: already being trained by process \d+"):
+            train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv)
+    assert not (tmp_path / "status.json").exists()
+    assert train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv) == "finished"  # free again
+
+
+def test_run_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    path = tmp_path / "file"
+    path.write_text("x")
+    assert cli("train", ["--run-dir", str(path), "--set", "agent.size=tiny"]) == 2
+    err = capsys.readouterr().err
+    assert f"--run-dir {path}: not a directory" in err and "Traceback" not in err

@@ -43,6 +43,22 @@ def run_rows(run_dir: Path, variant: str) -> tuple[dict[str, Any], pd.DataFrame]
     return summary, curve[list(identity) + ["frames", "split", "return", "status"]]
 
 
+def check_producer(path: Path, rid: str) -> None:
+    """Refuse a per-run table whose provenance names another run than ``rid`` (or none)."""
+    meta = provenance_path(path)
+    try:
+        produced_by = json.loads(meta.read_text()).get("config_hash")
+    except FileNotFoundError:
+        raise ValueError(f"{meta}: missing, so {path.name} cannot be traced to run {rid}; "
+                         f"delete {path} and rerun the job that writes it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+        raise ValueError(f"{meta}: not a valid JSON object ({err}); delete it and rerun the job "
+                         f"that writes it") from None
+    if produced_by != rid:
+        raise ValueError(f"{path}: its provenance says run {produced_by!r} produced it, not run {rid}; "
+                         f"delete it and rerun the job that writes it")
+
+
 def _commits(paths: list[Path]) -> list[str]:
     """Git commits recorded beside (tables) or inside (status.json) the inputs."""
     commits = set()
@@ -74,6 +90,10 @@ def aggregate(
         else:
             table = pd.concat([curve for _, curve in rows], ignore_index=True)
     else:
+        if len(paths) != len(runs):
+            raise ValueError(f"aggregate {source}: {len(paths)} tables for {len(runs)} runs")
+        for path, run in zip(paths, runs):
+            check_producer(path, run["rid"])
         table = pd.concat([read_table(p) for p in paths], ignore_index=True)
     commits = _commits(paths)
     if len(commits) > 1:

@@ -21,7 +21,7 @@ import pandas as pd
 from wmrobust.config import ConfigError, RunConfig, load_yaml
 from wmrobust.envs.config import EnvConfig
 from wmrobust.episodes import AgentPolicy, Job, RandomPolicy, run_episodes
-from wmrobust.io import atomic_path, write_table
+from wmrobust.io import atomic_path, check_model, write_table
 from wmrobust.perturb import LEVELS, Condition, SpecError, parse_condition
 
 EVALUATION_SEED_BASE = 1_000_000
@@ -92,6 +92,9 @@ def load_agent(run: Run, obs_space: dict, act_dim: int):
     """The run's final agent on CPU, or RunError naming model.pt."""
     from wmrobust.agent import Agent
 
+    problem = check_model(run.path, run.status)
+    if problem:
+        raise RunError(problem)
     try:
         return Agent.load(run.model_path, obs_space, act_dim, run.cfg.agent, "cpu")
     except (FileNotFoundError, ValueError) as err:

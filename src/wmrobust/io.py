@@ -99,6 +99,27 @@ def provenance(**extra: Any) -> dict[str, Any]:
     }
 
 
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, in hex."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_model(run_dir: Path, status: dict[str, Any]) -> str | None:
+    """None if the run's model.pt is the one its training saved (status.json's digest), else why not."""
+    model = run_dir / "model.pt"
+    if not model.is_file():
+        return f"{model}: no such model file, though status.json says {status.get('status')!r}"
+    if file_digest(model) != status.get("model_sha256"):
+        return f"{model}: not the model this run saved (its SHA-256 is not status.json's model_sha256)"
+    return None
+
+
 def provenance_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + ".provenance.json")

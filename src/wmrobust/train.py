@@ -16,12 +16,14 @@ and rerunning the same command resumes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import random
 import re
 import shutil
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -34,7 +36,7 @@ from wmrobust.config import (
     ConfigError, RunConfig, config_hash, identity_diff, load_yaml, merge, read_yaml, resolve, save_yaml,
 )
 from wmrobust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from wmrobust.io import atomic_write_json, provenance, write_table
+from wmrobust.io import atomic_write_json, check_model, file_digest, provenance, write_table
 
 TRAIN, EVAL = 0, 1  # seed streams of training and evaluation episodes
 EXIT_PREEMPTED = 143
@@ -220,14 +222,14 @@ class Trainer:
         rest = [c for c in df.columns if c not in columns + losses]
         write_table(df[columns + losses + rest], self.run_dir / "metrics.parquet", config_hash=self.hash)
 
-    def write_status(self, status: str, diverged_at: dict | None = None) -> None:
+    def write_status(self, status: str, diverged_at: dict | None = None, **extra: Any) -> None:
         """status.json: running, stopped (a clean SIGTERM/SIGINT: resumable from the checkpoint),
         finished or diverged; ``resumable`` says whether rerunning the command continues it."""
         atomic_write_json(self.run_dir / "status.json", {
             "status": status, "frames": self.frames, "updates": self.count["updates"],
             "config_hash": self.hash, "device": self.device, "precision": self.cfg.train.precision,
             "diverged_at": diverged_at, "pid": os.getpid(), "resumable": status in ("running", "stopped"),
-            **provenance()})
+            **extra, **provenance()})
 
     # ---- the loop ----------------------------------------------------------------
 
@@ -286,7 +288,8 @@ class Trainer:
             self.env.close()
         self.agent.save(self.run_dir / "model.pt")
         self.write_metrics()
-        self.write_status(status, diverged_at)
+        # Every later use of model.pt checks it against this digest (check_model).
+        self.write_status(status, diverged_at, model_sha256=file_digest(self.run_dir / "model.pt"))
         shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         return status
 
@@ -312,14 +315,9 @@ def check_run_dir(cfg: RunConfig, run_dir: Path) -> str | None:
     if status.get("config_hash") != config_hash(cfg):
         raise ConfigError(f"{status_path}: records run id {status.get('config_hash')!r}, "
                           f"but config.yaml is run {config_hash(cfg)}; was a file edited or copied?")
-    model = run_dir / "model.pt"
-    try:
-        import torch
-
-        torch.load(model, map_location="cpu", weights_only=True)["agent"]
-    except Exception as err:  # missing, truncated or foreign: many exception types
-        raise CheckpointError(f"{model}: status.json says {status['status']} but the model is unreadable "
-                              f"({type(err).__name__}); delete {run_dir} to train the run again") from None
+    problem = check_model(run_dir, status)
+    if problem:
+        raise CheckpointError(f"{problem}; delete {run_dir} to train the run again")
     return status["status"]
 
 
@@ -343,6 +341,35 @@ def train(cfg: RunConfig, run_dir: Path, progress: bool | None = None, *,
     ``_env_fn(env_cfg, seed)`` and ``_stop_after_frames`` are test hooks: a fake env, and
     behaving as if SIGTERM arrived once that many frames are collected."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir}: not a directory")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _train(cfg, run_dir, progress, _env_fn, _stop_after_frames)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold ``run_dir``'s lock (released when the process ends, however it ends), or refuse
+    with a ConfigError naming the process that holds it: two trainings of one run would
+    write the same files."""
+    import fcntl
+
+    with open(run_dir / ".lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise ConfigError(f"{run_dir}: already being trained by process {lock.read().strip() or '?'} "
+                              f"(its lock {run_dir / '.lock'}); wait for it or stop it first") from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()} on {socket.gethostname()}")
+        lock.flush()
+        yield
+
+
+def _train(cfg: RunConfig, run_dir: Path, progress: bool | None, _env_fn: Callable | None,
+           _stop_after_frames: int | None) -> str:
     done = check_run_dir(cfg, run_dir)
     if done is not None:
         return done
