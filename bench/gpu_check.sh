@@ -45,8 +45,9 @@ stamp "3. short pixel walker_walk run"
 python3 bench/learning.py --obs pixels --device "$device" --seeds 0 --jobs 1 --run-root "$site/learning" "${learn[@]}"
 python3 - <<'PY'
 import pandas as pd
-df = pd.read_csv("bench/data/published_walker_curves.csv", comment="#")
-df = df[(df.obs == "pixels") & (df.task == "walker_walk") & (df.frames <= 100_000)]
+from wmrobust.published import published_curves
+df = pd.concat([published_curves("walker_walk", "pixels", agent) for agent in ("dreamerv2", "dreamerv3")])
+df = df[df.frames <= 100_000]
 print("published pixel walker_walk, per seed:")
 print(df.pivot_table(index="frames", columns="agent", values="return", aggfunc=lambda v: " / ".join(f"{x:.0f}" for x in v)).to_string())
 PY

@@ -4,7 +4,7 @@ Trains one run per seed with `wmrobust.train.train` (each in its own process, ``
 a time, one torch thread each by default) and prints, per seed, the evaluation return
 (policy mode, ``--eval-episodes`` fresh episodes every ``--eval-every`` frames) with the
 CPU-minutes the run took, beside the published DreamerV3 per-seed returns from vector
-observations at the same frames (bench/data/published_walker_curves.csv) and the return of
+observations at the same frames (wmrobust.published) and the return of
 uniform random actions.
 
     python bench/learning.py                                  # 3 seeds, 100k frames, 2 at a time
@@ -29,10 +29,8 @@ import pandas as pd
 
 from wmrobust.config import merge, resolve
 from wmrobust.envs import EnvConfig, make_env
+from wmrobust.published import published_curves
 from wmrobust.train import parse_sets, train
-
-PUBLISHED = Path(__file__).with_name("data") / "published_walker_curves.csv"
-
 
 def random_return(task: str, episodes: int = 5) -> float:
     returns = []
@@ -49,11 +47,9 @@ def random_return(task: str, episodes: int = 5) -> float:
     return float(np.mean(returns))
 
 
-def published(task: str, obs: str = "vector", agent: str = "dreamerv3") -> pd.DataFrame:
-    """Published per-seed returns: rows frames, columns seeds."""
-    df = pd.read_csv(PUBLISHED, comment="#")
-    df = df[(df.agent == agent) & (df.obs == obs) & (df.task == task)]
-    return df.pivot(index="frames", columns="seed", values="return")
+def published(task: str, obs: str = "vector") -> pd.DataFrame:
+    """Published DreamerV3 per-seed returns: rows frames, columns seeds."""
+    return published_curves(task, obs).pivot(index="frames", columns="seed", values="return")
 
 
 def run_seed(overrides: dict, run_dir: Path) -> tuple[str, float, float]:

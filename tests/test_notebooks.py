@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 import warnings
 from pathlib import Path
@@ -107,7 +108,8 @@ def synthetic_tables(variants=None, tasks=TASKS) -> dict[str, pd.DataFrame]:
                     "agent.jacobian.weight": lam, "agent.imag_horizon": 45 if v.startswith("long") else 15,
                     "agent.aug_noise_std": 0.1 if v == "aug" else 0.0,
                     "agent.transition_weight_decay": 1e-4 if v == "l2dyn" else 0.0, "train.batch_size": 16,
-                    "seed": seed,
+                    "seed": seed, "env.obs": "vector", "agent.imag_starts": 256, "train.train_ratio": 256.0,
+                    "train.batch_length": 64, "train.eval_episodes": 5, "train.eval_every_frames": 10_000,
                 })  # fmt: skip
     return {
         "curves": pd.DataFrame(curves), "eval": pd.DataFrame(ev), "rollout": pd.DataFrame(rollout),
@@ -133,6 +135,7 @@ TABLE_OUT = ("csv", "md", "tex", "caption", "provenance")
 CLAIMS_OUT = ("md", "csv", "tex", "caption", "provenance")
 # artifact -> (notebook, inputs, variants, tasks, outputs, extra params)
 ARTIFACTS = {
+    "learning": ("learning", ["curves", "runs"], ["baseline", "zd5", "nzd", "nzd_jac"], TASKS, FIGURE_OUT, {}),
     "fig1": ("robustness", ["eval"], ["baseline", "zd01", "zd1", "zd5"], ["walker_walk"], FIGURE_OUT, {}),
     "fig3": ("learning_curves", ["curves", "runs"], ["baseline", "zd5", "zd5_jac"], ["walker_walk"], FIGURE_OUT, {}),
     "fig4": ("learning_curves", ["curves", "runs"], ["baseline", "nzd", "nzd_jac"], ["walker_walk"], FIGURE_OUT, {}),
@@ -233,6 +236,22 @@ def test_learning_curves_mark_diverged_runs(paths, tmp_path):
     data = pd.read_csv(sm.output.csv)
     late = data[(data.variant == "nzd") & (data.split == "eval") & (data.frames == 100_000)]
     assert late["n_seeds"].iloc[0] == 2  # the diverged seed is excluded from the mean
+
+
+def test_learning_draws_the_published_seeds_and_says_where_ours_stands(paths, tmp_path):
+    sm = make_snakemake("learning", paths, tmp_path)
+    run_notebook("learning", sm)
+    shown = pd.read_csv(sm.output.csv)
+    published = shown[shown["source"] == "published"]
+    assert set(published["task"]) == {"walker_walk"}  # no published quadruped curve from vectors
+    assert published["frames"].max() <= FRAMES and published.loc[published["stat"] == "seed", "seed"].nunique() == 5
+    ours = shown[(shown["source"] == "ours") & (shown["stat"] == "iqm")]
+    assert set(ours["variant"]) == {"baseline", "zd5", "nzd", "nzd_jac"}
+    caption = Path(sm.output.caption).read_text()
+    assert "training-episode returns of the stochastic policy" in caption
+    assert re.search(r"our baseline's IQM there: \d+ \(\d+% of theirs\)", caption)
+    assert "quadruped_walk: no published DreamerV3 curve from vector" in caption
+    assert "bootstrap" not in caption  # the figure draws no interval
 
 
 def test_claims_report_verdicts_and_not_run(tables, tmp_path):

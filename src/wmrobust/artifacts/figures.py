@@ -328,3 +328,105 @@ def plot_lambda_sweep(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
             ax.set_ylabel("episode return")
     finish_figure(fig, axes, spec, ncol=3)
     return fig
+
+
+# ---------------------------------------------------------------- learning against published curves
+
+PUBLISHED_LABEL = "DreamerV3 (published)"
+
+
+def learning_summary(curves: pd.DataFrame, runs: pd.DataFrame, spec: Spec) -> pd.DataFrame:
+    """Evaluation return vs env frames: every seed of every variant, the IQM over its finished
+    seeds, and the published DreamerV3 seeds (same task and observations) with their IQM, up to
+    our last frame. Columns: source (ours, published), task, variant, seed (NaN for the IQM),
+    stat (seed, iqm), frames, return, status."""
+    from wmrobust.published import published_curves
+
+    ours = restrict(curves, spec)
+    ours = ours[ours["split"] == "eval"].groupby(["task", "variant", "seed", "frames", "status"], as_index=False)["return"].mean()
+    parts = [ours.assign(source="ours", stat="seed")]
+    for (task, variant), g in ours[ours["status"] != "diverged"].groupby(["task", "variant"]):
+        iqm = g.groupby("frames")["return"].agg(stats.iqm).reset_index()
+        parts.append(iqm.assign(source="ours", stat="iqm", task=task, variant=variant, status="finished"))
+    for task, g in ours.groupby("task"):
+        obs = runs.loc[runs["task"] == task, "env.obs"].iloc[0]
+        ref = published_curves(task, obs)
+        ref = ref[ref["frames"] <= g["frames"].max()]
+        if ref.empty:
+            continue
+        parts.append(ref.assign(source="published", stat="seed", variant=PUBLISHED_LABEL, status="finished"))
+        iqm = ref.groupby("frames")["return"].agg(stats.iqm).reset_index()
+        parts.append(iqm.assign(source="published", stat="iqm", task=task, variant=PUBLISHED_LABEL, status="finished"))
+    cols = ["source", "task", "variant", "seed", "stat", "frames", "return", "status"]
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
+def plot_learning(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
+    """Rows: tasks; columns: the task's variants. Thin lines: seeds (dotted where a run diverged);
+    thick: the IQM; grey: the published DreamerV3 seeds, grey dashed: their IQM."""
+    set_style()
+    styles = variant_styles(spec.variants)
+    ours, published = summary[summary["source"] == "ours"], summary[summary["source"] == "published"]
+    shown = {task: [v for v in spec.variants if ((ours["task"] == task) & (ours["variant"] == v)).any()]
+             for task in spec.tasks}  # fmt: skip
+    ncols = max([len(vs) for vs in shown.values()] + [1])
+    fig, axes = plt.subplots(len(spec.tasks), ncols, figsize=(3.6 * ncols, 3.4 * len(spec.tasks)), squeeze=False,
+                             sharey=True)  # fmt: skip
+    for i, task in enumerate(spec.tasks):
+        ref = published[published["task"] == task]
+        for j in range(ncols):
+            ax = axes[i, j]
+            if j >= len(shown[task]):
+                ax.axis("off") if shown[task] else no_data(ax)
+                continue
+            variant = shown[task][j]
+            for _, s in ref[ref["stat"] == "seed"].groupby("seed"):
+                ax.plot(s["frames"], s["return"], color="0.6", lw=0.8, marker="o", ms=3, label=f"{PUBLISHED_LABEL}: seeds")
+            iqm = ref[ref["stat"] == "iqm"]
+            ax.plot(iqm["frames"], iqm["return"], color="0.45", ls="--", lw=2, label=f"{PUBLISHED_LABEL}: IQM")
+            style, mine = styles[variant], ours[(ours["task"] == task) & (ours["variant"] == variant)]
+            for _, s in mine[mine["stat"] == "seed"].groupby("seed"):
+                ax.plot(s["frames"], s["return"], color=style.color, lw=0.8, alpha=0.5,
+                        ls=":" if (s["status"] == "diverged").any() else "-")  # fmt: skip
+            mean = mine[mine["stat"] == "iqm"]
+            ax.plot(mean["frames"], mean["return"], lw=2.5, label=f"{variant}: IQM (thin: seeds)", **line_kw(style))
+            ax.set_title(f"{task}: {variant}")
+            ax.set_xlabel("env frames")
+            ax.xaxis.set_major_formatter(FRAMES_FORMAT)
+        axes[i, 0].set_ylabel("evaluation return")
+    finish_figure(fig, axes, spec)
+    return fig
+
+
+def learning_notes(runs: pd.DataFrame, summary: pd.DataFrame, spec: Spec) -> list[str]:
+    """How our agent and the published one differ, and where ours stands against it."""
+    notes = []
+    for task in spec.tasks:
+        cfg = runs[runs["task"] == task]
+        if cfg.empty:
+            continue
+        r = cfg.iloc[0]
+        starts = int(r["agent.imag_starts"]) or "all"
+        notes.append(
+            f"{task}, ours: {r['agent.preset']} preset at size {r['agent.size']} from {r['env.obs']}, train ratio "
+            f"{float(r['train.train_ratio']):g}, batch {int(r['train.batch_size'])}x{int(r['train.batch_length'])}, "
+            f"imagination from {starts} states; evaluation return: mean of {int(r['train.eval_episodes'])} "
+            f"policy-mode episodes every {int(r['train.eval_every_frames']):,} env frames."
+        )
+        ref = summary[(summary["source"] == "published") & (summary["task"] == task)]
+        if ref.empty:
+            notes.append(f"{task}: no published DreamerV3 curve from {r['env.obs']} within our frames.")
+            continue
+        last = ref["frames"].max()
+        theirs = ref[(ref["stat"] == "iqm") & (ref["frames"] == last)]["return"].iloc[0]
+        base = summary[(summary["source"] == "ours") & (summary["task"] == task) & (summary["stat"] == "iqm")
+                       & (summary["variant"] == spec.variants[0]) & (summary["frames"] == last)]  # fmt: skip
+        standing = (f"; our {spec.variants[0]}'s IQM there: {base['return'].iloc[0]:.0f} "
+                    f"({base['return'].iloc[0] / theirs:.0%} of theirs)") if not base.empty else ""  # fmt: skip
+        notes.append(
+            f"{task}, published: DreamerV3 from {r['env.obs']} (2023 recipe: train ratio 512, batch 16x64, a "
+            f"~16M-parameter world model), {ref['seed'].nunique()} seeds; its score files log training-episode "
+            f"returns of the stochastic policy, not policy-mode evaluations. IQM at {last:,} frames: "
+            f"{theirs:.0f}{standing}."
+        )
+    return notes

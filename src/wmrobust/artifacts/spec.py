@@ -286,15 +286,17 @@ def _write_csv(df: pd.DataFrame, path: str | Path) -> None:
 
 def write_figure(
     fig, data: pd.DataFrame, output: Any, spec: Spec, inputs: Any, notes: Iterable[str] = (),
-    shown: pd.DataFrame | None = None,
+    shown: pd.DataFrame | None = None, interval: bool = True,
 ) -> str:
     """Write ``output.png``, ``.pdf``, ``.csv`` (the plotted numbers), ``.caption`` and ``.provenance``.
 
-    The caption names the variants with rows in ``shown`` (default ``data``).
+    The caption names the variants with rows in ``shown`` (default ``data``), and how the
+    intervals are computed where the figure draws them (``interval``).
     """
     merged = merge_provenance(_named(inputs).values())
     warning = commit_warning(merged, spec.artifact)
-    caption = compose_caption(spec, [*notes, interval_note(spec)], warning, data if shown is None else shown)
+    notes = [*notes, interval_note(spec)] if interval else list(notes)
+    caption = compose_caption(spec, notes, warning, data if shown is None else shown)
     for kind in ("png", "pdf"):
         with atomic_path(getattr(output, kind)) as tmp:
             fig.savefig(tmp, format=kind, dpi=150, bbox_inches="tight")
