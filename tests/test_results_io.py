@@ -4,6 +4,7 @@ import json
 import shutil
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,8 @@ from wmrobust.config import resolve, save_yaml
 from wmrobust.io import atomic_path, provenance_path, read_table, write_table
 from wmrobust.plan import cli as plan_cli
 from wmrobust.plan import run_states
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
 
 def test_interrupted_write_leaves_nothing_that_looks_complete(tmp_path):
@@ -143,3 +146,29 @@ def test_aggregate_refuses_a_table_another_run_produced(tmp_path):
                                          r"not run bbbbbbbbbbbb"):
         aggregate("eval", [table], runs, tmp_path / "out.parquet", scale="smoke")
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_plan_shows_the_grid_progress_and_the_hours_left(tmp_path, capsys):
+    from wmrobust.experiment import Experiment
+    from wmrobust.plan import grid_progress
+
+    exp = Experiment.from_file(CONFIG, scale="local")
+    runs = sorted(exp.runs)
+    results, cache = tmp_path / "results" / "local", tmp_path / "cache" / "local"
+    for root, run, status, hours in ((results, runs[0], "finished", 1.0), (cache, runs[1], "finished", 3.0),
+                                     (results, runs[2], "stopped", 0.5)):
+        run_dir = root / "runs" / run.path
+        run_dir.mkdir(parents=True)
+        frames = 100_000 if status == "finished" else 25_000
+        (run_dir / "status.json").write_text(json.dumps({"status": status, "frames": frames}))
+        pd.DataFrame({"wall_time": [0.0, hours * 3600]}).to_parquet(run_dir / "metrics.parquet")
+    progress = grid_progress(exp, runs, results, cache)
+    states = [progress["states"][r]["state"] for r in runs]
+    assert states[:3] == ["finished", "cached", "stopped"] and set(states[3:]) == {"to do"}
+    assert progress["spent"] == pytest.approx(4.5) and progress["per_run"] == pytest.approx(2.0)
+    assert progress["left"] == pytest.approx(2.0 * (len(runs) - 3) + 2.0 * 0.75)  # the stopped run is 1/4 done
+    assert plan_cli("plan", ["--scale", "local", "--results", str(tmp_path / "results"),
+                             "--cache", str(tmp_path / "cache"), "--cores", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"grid progress: 1 cached, 1 finished, 1 stopped, {len(runs) - 3} to do" in out
+    assert f"about {progress['left']:.1f} left ({progress['left'] / 2:.1f} h on 2 cores" in out

@@ -68,6 +68,57 @@ def estimate(exp: Experiment, counts: Counter, results: Path) -> list[dict[str, 
     return rows
 
 
+def training_hours(run_dir: Path, threads: int) -> float:
+    """Core-hours a run has trained so far: its logged wall time (summed over sessions) x threads."""
+    import pandas as pd
+
+    metrics = run_dir / "metrics.parquet"
+    if not metrics.exists():
+        return 0.0
+    wall = pd.read_parquet(metrics, columns=["wall_time"])["wall_time"].max()
+    return 0.0 if pd.isna(wall) else float(wall) / 3600 * max(threads, 1)
+
+
+def grid_progress(exp: Experiment, runs: list, results: Path, cache: Path) -> dict[str, Any]:
+    """Each run's state (run_state in ``results``; ``cached`` when only the shipped cache has it
+    finished; ``to do`` when neither has it), the core-hours trained so far, and an estimate of
+    those left: a finished run's mean (else the scale's estimate) for each run to do, and for
+    each unfinished one the part of that mean its frames have not yet covered."""
+    states, spent, per_run = {}, 0.0, []
+    for run in runs:
+        cfg = exp.run_config(run.task, run.variant, run.seed)
+        run_dir = results / "runs" / run.path
+        if run_dir.is_dir():
+            state = run_state(run_dir)
+            hours = training_hours(run_dir, cfg.train.threads)
+        elif (cache / "runs" / run.path / "status.json").exists():
+            state = run_state(cache / "runs" / run.path)
+            state["state"] = "cached"
+            hours = training_hours(cache / "runs" / run.path, cfg.train.threads)
+        else:
+            state, hours = {"state": "to do", "frames": 0}, 0.0
+        states[run] = {**state, "hours": hours, "total_frames": cfg.train.frames}
+        spent += hours
+        if state["state"] in ("finished", "cached"):
+            per_run.append(hours)
+    guess = float((exp.scale.get("estimates") or {}).get("train", {}).get("seconds", 0.0)) / 3600
+    mean = sum(per_run) / len(per_run) if per_run else guess
+    left = sum(mean * (1 - (s["frames"] or 0) / s["total_frames"]) for s in states.values()
+               if s["state"] not in ("finished", "cached", "diverged"))
+    return {"states": states, "spent": spent, "left": left, "per_run": mean,
+            "basis": f"measured over {len(per_run)} finished runs" if per_run else "the scale's estimate"}
+
+
+def format_progress(progress: dict[str, Any], cores: int) -> str:
+    counts = Counter(s["state"] for s in progress["states"].values())
+    return "\n".join([
+        "grid progress: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+        f"training: {progress['spent']:.1f} core-hours so far; about {progress['left']:.1f} left "
+        f"({progress['left'] / cores:.1f} h on {cores} cores; {progress['per_run'] * 60:.0f} core-minutes a run, "
+        f"{progress['basis']})",
+    ])  # fmt: skip
+
+
 def format_plan(exp: Experiment, artifacts: list[str], rows: list[dict[str, Any]]) -> str:
     lines = [
         f"scale {exp.scale_name}: {exp.scale.get('description', '')}",
@@ -161,6 +212,9 @@ def cli(command: str, argv: list[str]) -> int:
         parser.add_argument("--results", default="results", help="results root, one folder per scale (default: %(default)s)")
     if command == "plan":
         parser.add_argument("--scale", help="scale to plan (default: the config's)")
+        parser.add_argument("--cache", default="cache", help="shipped results, one folder per scale (default: %(default)s)")
+        parser.add_argument("--cores", type=int, default=os.cpu_count() or 1,
+                            help="cores the grid runs on, for the wall-clock estimate (default: this machine's)")
         parser.add_argument("target", nargs="*", help="artifact ids (default: every artifact of the scale)")
     args = parser.parse_args(argv)
     if command == "status":
@@ -187,10 +241,16 @@ def cli(command: str, argv: list[str]) -> int:
     except ConfigError as err:
         print(f"wmrobust plan: {err}", file=sys.stderr)
         return 2
-    rows = estimate(exp, job_counts(exp, artifacts), Path(args.results) / exp.scale_name)
+    results = Path(args.results) / exp.scale_name
+    rows = estimate(exp, job_counts(exp, artifacts), results)
     print(format_plan(exp, artifacts, rows))
-    runs = sorted({r for a in artifacts for r in exp.artifact_runs(a)})
-    print(f"\n{len(runs)} runs (results/{exp.scale_name}/runs/<task>/<variant>/seed<k>-<run id>):")
+    # Seed-major, the order the grid is run in: what exists at any moment is balanced across variants.
+    runs = sorted({r for a in artifacts for r in exp.artifact_runs(a)}, key=lambda r: (r.seed, r.task, r.variant))
+    progress = grid_progress(exp, runs, results, Path(args.cache) / exp.scale_name)
+    print(f"\n{format_progress(progress, args.cores)}")
+    print(f"\n{len(runs)} runs ({results}/runs/<task>/<variant>/seed<k>-<run id>):")
     for run in runs:
-        print(f"  {run.path}")
+        s = progress["states"][run]
+        frames = f"{s['frames'] or 0:,}/{s['total_frames']:,} frames" if s["state"] != "to do" else ""
+        print(f"  {run.path:<45} {s['state']:<10} {frames}")
     return 0
