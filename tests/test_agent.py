@@ -486,3 +486,23 @@ def test_compile_falls_back_to_eager_with_one_warning(monkeypatch):
     with pytest.warns(RuntimeWarning, match=r"train\.compile: torch\.compile is unavailable here .*; training eagerly"):
         agent = Agent(SPACES["vector"], 2, cfg.agent, "cpu", compile=True)
     assert not agent.compiled and np.isfinite(agent.update(make_batch("vector"))["loss_model"])
+
+
+def test_block_gru_updates_each_block_from_its_own_state_only():
+    """agent.gru_blocks: d h'_k / d h_j is zero off the diagonal blocks; one block is the plain GRU."""
+    for blocks in (1, 4):
+        agent = tiny_agent(deter=32, gru_blocks=blocks)
+        rssm = agent.world_model.rssm
+        stoch, action = torch.randn(rssm.stoch_dim), torch.randn(2)
+        jac = torch.autograd.functional.jacobian(lambda h: rssm.transition(h, stoch, action), torch.randn(32))
+        mask = torch.block_diag(*[torch.ones(32 // blocks, 32 // blocks)] * blocks).bool()
+        assert torch.all(jac[~mask] == 0) if blocks > 1 else jac.abs().min() > 0
+        assert jac[mask].abs().sum() > 0
+        assert np.isfinite(agent.update(make_batch("vector"))["loss_model"])
+
+
+def test_size_1m_is_dreamerv3s_vector_size():
+    cfg = resolve({"agent": {"preset": "dreamerv3", "size": "1m"}}).agent
+    assert (cfg.deter, cfg.gru_blocks, cfg.hidden, cfg.classes, cfg.units) == (512, 8, 64, 4, 64)
+    with pytest.raises(ValueError, match=r"agent.gru_blocks: 3 must be >= 1 and divide agent.deter \(512\)"):
+        resolve({"agent": {"size": "1m", "gru_blocks": 3}})

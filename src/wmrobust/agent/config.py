@@ -59,7 +59,7 @@ class AgentConfig:
 
     preset: Literal["dreamerv2", "dreamerv3"] = "dreamerv2"
     """Named overlay of the Dreamer version's recipe (applied before the size)."""
-    size: Literal["default", "tiny", "small", "S"] = "default"
+    size: Literal["default", "tiny", "small", "1m", "S"] = "default"
     """Named size overlay; default keeps the preset's own size."""
     latent_error: LatentErrorConfig = field(default_factory=LatentErrorConfig)
     """Training-time latent representation error."""
@@ -77,6 +77,8 @@ class AgentConfig:
     # World model architecture.
     deter: int = 200
     """Size of the GRU (deterministic) state h_t."""
+    gru_blocks: int = 1
+    """Blocks of the GRU: each block of h_t is updated from the whole input and only its own part of h_t (block-diagonal recurrence, DreamerV3 since 2024); 1 is the plain GRU."""
     hidden: int = 200
     """Width of the RSSM's hidden layers (transition input, prior and posterior nets)."""
     stoch: int = 32
@@ -164,6 +166,8 @@ class AgentConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"agent.{name}: {getattr(self, name)} must be > 0")
+        if self.gru_blocks < 1 or self.deter % self.gru_blocks:
+            raise ValueError(f"agent.gru_blocks: {self.gru_blocks} must be >= 1 and divide agent.deter ({self.deter})")
         if self.imag_starts < 0:
             raise ValueError(f"agent.imag_starts: {self.imag_starts} must be >= 0 (0 = all states)")
         if self.mlp_layers < 0:
@@ -209,6 +213,12 @@ SIZES: dict[str, dict[str, Any]] = {
     "small": {
         "agent": {"deter": 128, "hidden": 128, "stoch": 16, "classes": 16, "cnn_depth": 16,
                   "units": 128, "mlp_layers": 2},
+    },
+    # DreamerV3's size1m, its current size for vector inputs (danijar/dreamerv3 since 2024-12):
+    # capacity in the recurrent state, a 512-unit GRU of 8 blocks, with 64-unit layers.
+    "1m": {
+        "agent": {"deter": 512, "gru_blocks": 8, "hidden": 64, "stoch": 32, "classes": 4, "cnn_depth": 16,
+                  "units": 64, "mlp_layers": 2},
     },
     # DreamerV3's S size (about 16M world-model parameters from pixels).
     "S": {

@@ -46,6 +46,18 @@ class DecayedAdam(torch.optim.Adam):
         return super().step(closure)
 
 
+class BlockLinear(nn.Module):
+    """``blocks`` independent linear maps (no bias), block k applied to ``x[..., k, :]``."""
+
+    def __init__(self, blocks: int, inp: int, out: int):
+        super().__init__()
+        bound = (6 / (inp + out)) ** 0.5  # Glorot-uniform per block, as glorot_init does for nn.Linear
+        self.weight = nn.Parameter(torch.empty(blocks, inp, out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.unsqueeze(-2) @ self.weight).squeeze(-2)
+
+
 class RSSM(nn.Module):
     """Recurrent state-space model: GRU deterministic path, categorical stochastic path."""
 
@@ -54,9 +66,11 @@ class RSSM(nn.Module):
         self.cfg = cfg
         self.stoch_dim = cfg.stoch * cfg.classes
         self.img_in = dense(self.stoch_dim + act_dim, cfg.hidden, cfg)
-        # The three GRU gates come from one fused, layer-normalized linear layer.
-        self.gru = nn.Linear(cfg.hidden + cfg.deter, 3 * cfg.deter, bias=False)
-        self.gru_norm = nn.LayerNorm(3 * cfg.deter, eps=1e-3)
+        # The three GRU gates come from one fused, layer-normalized linear layer (one per block).
+        blocks, width = cfg.gru_blocks, cfg.deter // cfg.gru_blocks
+        self.gru = (nn.Linear(cfg.hidden + width, 3 * width, bias=False) if blocks == 1
+                    else BlockLinear(blocks, cfg.hidden + width, 3 * width))
+        self.gru_norm = nn.LayerNorm(3 * width, eps=1e-3)
         self.prior_net = nn.Sequential(dense(cfg.deter, cfg.hidden, cfg), nn.Linear(cfg.hidden, self.stoch_dim))
         # The posterior net's first layer reads [h, embed]; it is split in two linear maps so
         # the (large) embedding part runs once for a whole sequence instead of once per step.
@@ -86,11 +100,13 @@ class RSSM(nn.Module):
     def transition(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """f(h_t, z~_t, a_t) -> h_{t+1}, the map whose Jacobian is regularized."""
         x = self.img_in(torch.cat([stoch, action], -1))
-        reset, cand, update = self.gru_norm(self.gru(torch.cat([x, deter], -1))).chunk(3, -1)
+        blocks = deter.unflatten(-1, (self.cfg.gru_blocks, -1))
+        x = x.unsqueeze(-2).expand(*blocks.shape[:-1], x.shape[-1])
+        reset, cand, update = self.gru_norm(self.gru(torch.cat([x, blocks], -1))).chunk(3, -1)
         reset = torch.sigmoid(reset)
         cand = torch.tanh(reset * cand)
         update = torch.sigmoid(update - 1)  # bias towards keeping the old state
-        return update * cand + (1 - update) * deter
+        return (update * cand + (1 - update) * blocks).flatten(-2)
 
     def _logits(self, raw: torch.Tensor) -> torch.Tensor:
         logits = raw.float().reshape(*raw.shape[:-1], self.cfg.stoch, self.cfg.classes)
