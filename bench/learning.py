@@ -52,6 +52,17 @@ def published(task: str, obs: str = "vector") -> pd.DataFrame:
     return published_curves(task, obs).pivot(index="frames", columns="seed", values="return")
 
 
+def returns(metrics: Path) -> pd.DataFrame:
+    """Per evaluation point (frames): the evaluation return, and the mean return of the training
+    episodes that ended since the previous evaluation point."""
+    df = pd.read_parquet(metrics)
+    evals = df[df.split == "eval"].groupby("frames")["return"].mean()
+    train = df[df.split == "train"]
+    edges = [-1, *evals.index]
+    windows = pd.cut(train["frames"], edges, labels=evals.index)
+    return pd.DataFrame({"eval": evals, "train": train.groupby(windows, observed=False)["return"].mean()})
+
+
 def run_seed(overrides: dict, run_dir: Path) -> tuple[str, float, float]:
     """Train (or resume from its checkpoint, or find finished) one run; returns (status, CPU
     minutes, wall minutes) of this process: a resumed run's figures cover the last session only."""
@@ -97,10 +108,8 @@ def main() -> None:
         futures = {seed: pool.submit(run_seed, merge(base, {"seed": seed}), path) for seed, path in runs.items()}
         results = {seed: future.result() for seed, future in futures.items()}
 
-    curves = {}
-    for seed, path in runs.items():
-        df = pd.read_parquet(path / "metrics.parquet")
-        curves[seed] = df[df.split == "eval"].groupby("frames")["return"].mean()
+    both = {seed: returns(path / "metrics.parquet") for seed, path in runs.items()}
+    curves = {seed: b["eval"] for seed, b in both.items()}
     table = pd.DataFrame(curves)
     reference = published(args.task, args.obs)
 
@@ -108,11 +117,15 @@ def main() -> None:
           f"train ratio {args.train_ratio:g}, imag_starts {args.imag_starts}, {' '.join(args.sets) or 'no overrides'}\n")
     print(f"random policy return {random_return(args.task):.1f}; eval: mean of {args.eval_episodes} episodes, "
           f"policy mode; published: DreamerV3 from {args.obs} (train ratio 512, ~16M-parameter world model)\n")
-    print("| frames | " + " | ".join(f"seed {s}" for s in table.columns) + " | published V3 seeds |")
+    print("Each seed: evaluation return / mean return of the training episodes since the last evaluation "
+          "(the official score files log the latter).\n")
+    print("| frames | " + " | ".join(f"seed {s} eval / train" for s in table.columns) + " | published V3 seeds |")
     print("|---:|" + "---:|" * len(table.columns) + "---|")
-    for frames, row in table.iterrows():
+    for frames in table.index:
         ref = reference.loc[frames].round(0).astype(int).tolist() if frames in reference.index else []
-        print(f"| {frames} | " + " | ".join(f"{v:.0f}" for v in row) + f" | {' / '.join(map(str, ref))} |")
+        cells = [f"{both[s]['eval'].get(frames, float('nan')):.0f} / {both[s]['train'].get(frames, float('nan')):.0f}"
+                 for s in table.columns]
+        print(f"| {frames} | " + " | ".join(cells) + f" | {' / '.join(map(str, ref))} |")
     print("\n| seed | status | CPU min | wall min | return at 50k | return at end |")
     print("|---:|---|---:|---:|---:|---:|")
     for seed, (status, cpu, wall) in results.items():
