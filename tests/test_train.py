@@ -240,3 +240,13 @@ def test_run_dir_that_is_a_file_is_refused(tmp_path, capsys):
     assert cli("train", ["--run-dir", str(path), "--set", "agent.size=tiny"]) == 2
     err = capsys.readouterr().err
     assert f"--run-dir {path}: not a directory" in err and "Traceback" not in err
+
+
+def test_progress_lines_in_a_log_without_terminal(tmp_path, capsys, monkeypatch):
+    import wmrobust.train as train_module
+
+    monkeypatch.setattr(train_module, "PROGRESS_EVERY_SECONDS", 0.0)
+    train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv)
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("frames ") and "updates (" in line and " left" in line for line in lines)
+    assert lines[-1].startswith("finished: frames 200/200 (100%)") and "last eval return" in lines[-1]

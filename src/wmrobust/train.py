@@ -40,6 +40,7 @@ from wmrobust.io import atomic_write_json, check_model, file_digest, provenance,
 
 TRAIN, EVAL = 0, 1  # seed streams of training and evaluation episodes
 EXIT_PREEMPTED = 143
+PROGRESS_EVERY_SECONDS = 120.0  # a progress line in a job's log (no terminal) at most this often
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -233,11 +234,25 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------
 
+    def progress_info(self) -> dict[str, str]:
+        """What a person watching the run wants to know: frames, updates and their rate, the last
+        evaluation return, time so far and left (at this session's pace)."""
+        t, session = self.cfg.train, max(time.monotonic() - self.session_start, 1e-9)
+        done = self.frames - self.session_frames
+        left = (t.frames - self.frames) * session / done if done > 0 else None
+        evals = [row["return"] for row in self.rows if row["split"] == "eval"]
+        return {"frames": f"frames {self.frames:,}/{t.frames:,} ({self.frames / t.frames:.0%})",
+                "updates": f"{self.count['updates']:,} updates "
+                           f"({(self.count['updates'] - self.session_updates) / session:.2f}/s)",
+                "eval": f"last eval return {evals[-1]:.0f}" if evals else "no eval yet",
+                "time": f"{_duration(self.wall_time())}" + (f", ~{_duration(left)} left" if left else "")}
+
     def run(self, stop_after_frames: int | None = None) -> str:
-        self.session_start = self.last_log_time = self.last_checkpoint = time.monotonic()
+        self.session_start = self.last_log_time = self.last_checkpoint = self.last_line = time.monotonic()
         if (self.ckpt_dir / "state.pt").exists():
             load_checkpoint(self)
             print(f"resuming from checkpoint at frames {self.frames}", flush=True)
+        self.session_frames, self.session_updates = self.frames, self.count["updates"]
         self.write_status("running")
         bar = None
         if self.progress:
@@ -259,8 +274,14 @@ class Trainer:
                     self.count["next_log"] += t.log_every_frames
                     self.write_metrics()
                     self.write_status("running")
+                    if bar is not None:
+                        info = self.progress_info()
+                        bar.set_postfix_str(f"{info['updates']} · {info['eval']}", refresh=False)
                 if bar is not None:
                     bar.update(self.frames - bar.n)
+                elif time.monotonic() - self.last_line >= PROGRESS_EVERY_SECONDS:
+                    print(" · ".join(self.progress_info().values()), flush=True)
+                    self.last_line = time.monotonic()
                 if stop_after_frames is not None and self.frames >= stop_after_frames:
                     self.stop_requested = True
                 if self.stop_requested:
@@ -276,6 +297,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
         self.log_updates()
+        print("finished: " + " · ".join(self.progress_info().values()), flush=True)
         return self.finish("finished")
 
     def diverge(self, metrics: dict[str, float]) -> str:
@@ -292,6 +314,10 @@ class Trainer:
         self.write_status(status, diverged_at, model_sha256=file_digest(self.run_dir / "model.pt"))
         shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         return status
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def check_run_dir(cfg: RunConfig, run_dir: Path) -> str | None:
