@@ -50,7 +50,9 @@ def pixel_run(tmp_path_factory) -> Path:
 
     run_dir = tmp_path_factory.mktemp("runs") / "walker_walk" / "baseline" / "seed0"
     run_dir.mkdir(parents=True)
-    cfg = resolve({"env": {"render": "fast", "episode_frames": 20}, "agent": {"size": "tiny"}})
+    # A run config must be one that could train: replay sequences within a 20-frame episode.
+    cfg = resolve({"env": {"render": "fast", "episode_frames": 20}, "agent": {"size": "tiny"},
+                   "train": {"batch_length": 10}})
     save_yaml(cfg, run_dir / "config.yaml")
     env = make_env(cfg.env, 0)
     Agent(env.obs_space, env.act_dim, cfg.agent).save(run_dir / "model.pt")

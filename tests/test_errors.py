@@ -14,6 +14,7 @@ from wmrobust.experiment import Experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def experiment(**overrides) -> Experiment:
@@ -45,7 +46,7 @@ def test_static_task_list_is_the_dm_control_suite():
     ({"task_overrides": {"walker_fly": {"env": {"task": "walker_fly"}}}},
      r"^task_overrides\.walker_fly: unknown dm_control task 'walker_fly'; valid tasks: acrobot_swingup"),
     ({"task_overrides": {"walker_walk": {"env": {"task": "walker_wlak"}}}},
-     r"^task_overrides\.walker_walk\.env\.task: unknown dm_control task 'walker_wlak'"),
+     r"^task_overrides\.walker_walk\.env\.task: 'walker_wlak' is not the entry's name 'walker_walk'"),
 ])
 def test_bad_conditions_and_tasks_refused_at_dag_build(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -79,6 +80,7 @@ def test_env_task_and_camera_checked_by_the_config(env, key):
     ("env.task=foo", "env.task: unknown dm_control task 'foo'"),
     ("env.task=walker_fly", "env.task: unknown dm_control task 'walker_fly'"),
     ("env.camera=7", "env.camera: 7 is not a camera of walker_walk"),
+    ("train.batch_length=600", "train.batch_length: 600 is longer than an episode"),
 ])
 def test_train_refuses_bad_env_before_writing_anything(tmp_path, capsys, setting, message):
     from wmrobust.train import cli
@@ -221,6 +223,76 @@ def test_frames_not_beyond_prefill_refused_naming_both_keys():
     assert "--set train.frames=2000 --set train.prefill_frames=500" in readme
     for name in CONFIG["scales"]:  # every scale's runs stay valid
         Experiment(merge(CONFIG, {"scale": name})).runs
+
+
+def test_runs_that_would_train_nothing_refused_naming_the_keys():
+    with pytest.raises(ConfigError, match=r"^train\.frames: 600 is less than one episode "
+                                          r"\(env\.episode_frames 1000\)"):
+        resolve({"train": {"frames": 600, "prefill_frames": 400}})
+    with pytest.raises(ConfigError, match=r"^train\.batch_length: 102 is longer than an episode \(env\.episode_frames "
+                                          r"200 / env\.action_repeat 2 = 100 steps, plus the first observation: 101\)"):
+        resolve({"env": {"episode_frames": 200}, "train": {"batch_length": 102}})
+    # The limits themselves train: one episode's frames, sequences of a whole episode.
+    resolve({"env": {"episode_frames": 200}, "train": {"frames": 200, "prefill_frames": 100, "batch_length": 101}})
+    with pytest.raises(ConfigError, match=r"^run \w+/[\w.+-]+/seed\d+ \(scales\.smoke\.run, .*\): train\.frames: "
+                                          r"150 is less than one episode \(env\.episode_frames 200\)"):
+        experiment(scales={"smoke": {"run": {"train": {"frames": 150, "prefill_frames": 100}}}}).runs
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"notebooks": {"../../../evil": {"sources": ["runs"]}}},
+     r"^notebooks: name '\.\./\.\./\.\./evil' does not match \^\[A-Za-z0-9\]\[A-Za-z0-9_\.\+-\]\*\$ "
+     r"\(names become paths: a letter or digit, then letters, digits, _ \. \+ -\)$"),
+    ({"variant_overrides": {"..": {}}}, r"^variant_overrides: name '\.\.' does not match "),
+    ({"scales": {"../x": CONFIG["scales"]["smoke"]}}, r"^scales: name '\.\./x' does not match "),
+    ({"selection": "."}, r"^selection: '\.' does not match "),
+    ({"tasks": ["walker_walk", "a/b"]}, r"^tasks\[1\]: 'a/b' does not match "),
+    ({"artifacts": {"fig-1": CONFIG["artifacts"]["fig1"]}},
+     r"^artifacts: name 'fig-1' does not match .* \(artifact ids are also Snakemake rule names"),
+    ({"task_overrides": {"../walker_walk": {}}},
+     r"^task_overrides: name '\.\./walker_walk' does not match .* \(a dm_control task as <domain>_<task>"),
+    ({"min_seeds": 1}, r"^min_seeds: 1 is less than the minimum of 2$"),
+])
+def test_schema_refuses_names_that_are_not_plain_file_names_on_one_line(overrides, message):
+    from wmrobust.experiment import check_schema
+
+    with pytest.raises(ConfigError, match=message) as info:
+        check_schema(merge(CONFIG, overrides), SCHEMA)
+    assert "\n" not in str(info.value)
+    check_schema(merge(CONFIG, {"selection": "walker.v2+aug", "variant_overrides": {"zd5-b": {}}}), SCHEMA)
+
+
+def test_a_path_like_name_fails_the_dry_run_on_one_line(tmp_path):
+    from test_workflow import snakemake, workflow_copy
+
+    proc = snakemake("-n", "--cores", "1", "figures", "--config", "selection=..", check=False,
+                     cwd=workflow_copy(tmp_path / "work"))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "selection: '..' does not match ^[A-Za-z0-9][A-Za-z0-9_.+-]*$ (names become paths" in out
+    assert "Failed validating" not in out
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"scales": {"smoke": {"rollout": {"horizon": 57}}}},
+     r"^scales\.smoke\.rollout: context 5 \+ horizon 57 = 62 steps is longer than the held-out episodes of \w+: "
+     r"scales\.smoke\.heldout\.episode_frames 120 / env\.action_repeat 2 = 60 steps, plus the first observation: 61$"),
+    ({"scale": "local", "scales": {"local": {"perturbation_levels": {"mask": [0.25]}}}},
+     r"^scales\.local\.perturbation_levels\.mask: mask perturbs images only, but run walker_walk/[\w.+-]+/seed\d+ "
+     r"observes vectors \(env\.obs: vector\)$"),
+    ({"scale": "paper", "scales": {"paper": {"run": {"env": {"obs": "vector"}}}}},
+     r"^perturbations\.rotation: rotation perturbs images only"),
+    ({"seeds": [2**64]}, r"^seeds: 18446744073709551616 must be < 2\*\*64"),
+    ({"scales": {"smoke": {"seeds": [0, -1]}}}, r"^scales\.smoke\.seeds: -1 must be >= 0$"),
+    ({"scales": {"smoke": {"seeds": [0, 0]}}}, r"^scales\.smoke\.seeds: seed 0 is listed twice$"),
+    ({"seeds": ["3", 3]}, r"^seeds: seed 3 is listed twice$"),
+    ({"artifacts": {"table1": {"families": ["noise", "blur"]}}},
+     r"^artifacts\.table1\.families: unknown family 'blur' \(perturbations defines: noise, rotation"),
+])
+def test_grids_their_jobs_would_refuse_are_refused_at_dag_build(overrides, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        experiment(**overrides).runs
+    assert "\n" not in str(info.value)
 
 
 def test_clean_stop_says_stopped_and_resumable(tmp_path):

@@ -3,6 +3,7 @@ and the folder of artifacts built from a grid other than the full one."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,26 @@ def test_run_paths_carry_the_run_id_and_change_with_the_config():
     assert changed.run("walker_walk", "baseline", 0) == full.run("walker_walk", "baseline", 0)
 
 
+def test_a_task_overrides_entry_is_its_task():
+    cheetah = experiment(task_overrides={"cheetah_run": {"agent": {"size": "tiny"}}},
+                         scales={"smoke": {"tasks": ["walker_walk", "cheetah_run"]}},
+                         artifacts={"fig1": {"runs": {"cheetah_run": ["baseline"]}}})
+    assert cheetah.run_config("cheetah_run", "baseline", 0).env.task == "cheetah_run"
+    bare = copy.deepcopy(CONFIG)  # the entries without their env.task: the same runs
+    for overrides in bare["task_overrides"].values():
+        del overrides["env"]["task"]
+    assert Experiment(bare).runs == experiment().runs
+    for overrides, message in [
+        ({"task_overrides": {"walker_run": {"env": {"task": "cheetah_run"}}}},
+         r"^task_overrides\.walker_run\.env\.task: 'cheetah_run' is not the entry's name 'walker_run'"),
+        ({"variant_overrides": {"zd5": {"env": {"task": "cheetah_run"}}}},
+         r"^variant_overrides\.zd5\.env\.task: 'cheetah_run': a run's task is the name of its task_overrides entry"),
+        ({"scales": {"paper": {"run": {"env": {"task": "walker_walk"}}}}}, r"^scales\.paper\.run\.env\.task: "),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            experiment(**overrides)
+
+
 def test_seed_selection_may_add_seeds_beyond_the_scale():
     assert experiment(seeds=["1", 7]).seeds == [1, 7]
     assert {r.seed for r in experiment(seeds=[7]).runs} == {7}
@@ -61,3 +82,21 @@ def test_artifacts_of_other_grids_get_their_own_folder():
     assert experiment(selection="mine", seeds=[0]).selection(reference) == "mine"
     with pytest.raises(ConfigError, match="selection: 'fig1' is an artifact id"):
         experiment(selection="fig1").selection(reference)
+
+
+def test_run_ids_are_pinned():
+    """A run id changes only when what the run computes changes. A new config field keeps every id
+    when it is registered in ADDED_FIELDS with the value that computes what runs did before it;
+    if this test fails after adding a field, register it there (or say why every run must change)."""
+    from wmrobust.config import ADDED_FIELDS
+
+    assert resolve({}).hash() == "8789d2ee7317"
+    pinned = {("smoke", "walker_walk", "baseline", 0): "96523034de2f",
+              ("smoke", "quadruped_walk", "nzd_jac", 1): "f1d7d8fee569",
+              ("local", "walker_walk", "baseline", 0): "4527d8e808c5",
+              ("local", "walker_walk", "nzd_jac", 4): "9aae18bb975d"}
+    for (scale, task, variant, seed), rid in pinned.items():
+        assert experiment(scale=scale).run(task, variant, seed).rid == rid, (scale, task, variant, seed)
+    for key, neutral in ADDED_FIELDS.items():
+        section, name = key.split(".")
+        assert resolve({section: {name: neutral}}).hash() == resolve({}).hash(), key

@@ -93,6 +93,23 @@ class RunConfig:
     seed: int = 0
     """Seeds torch, numpy and the training environments."""
 
+    def __post_init__(self):
+        # Replay holds finished episodes only and samples batch_length steps within one, an
+        # episode being its agent steps plus the first observation (wmrobust.train
+        # train_updates, Replay.can_sample): learning starts once such an episode exists.
+        env, train = self.env, self.train
+        steps = math.ceil(env.episode_frames / env.action_repeat)
+        if math.ceil(train.frames / env.action_repeat) < steps:
+            raise ConfigError(f"train.frames: {train.frames} is less than one episode (env.episode_frames "
+                              f"{env.episode_frames}): replay takes finished episodes only, so the run "
+                              f"would train nothing")
+        if train.batch_length > steps + 1:
+            raise ConfigError(f"train.batch_length: {train.batch_length} is longer than an episode "
+                              f"(env.episode_frames {env.episode_frames} / env.action_repeat "
+                              f"{env.action_repeat} = {steps} steps, plus the first observation: "
+                              f"{steps + 1}): replay samples within one episode, so the run would "
+                              f"train nothing")
+
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
@@ -130,9 +147,18 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 NOT_IDENTITY = ("train.checkpoint_every_seconds", "train.log_every_frames")
 
 
+# Fields added to the config after run ids were first pinned (tests/test_experiment.py), each
+# with the value at which it computes what every run before it computed. At that value a field
+# stays out of the identity, so adding a field keeps the id of every run trained, evaluated or
+# shipped before it. A new field goes here, with its neutral value, or the pinned ids fail.
+ADDED_FIELDS = {"agent.gru_blocks": 1}
+
+
 def identity(cfg: Any) -> dict[str, Any]:
-    """The flat ``dotted key -> value`` dict that identifies a run: its config minus NOT_IDENTITY."""
-    return {k: v for k, v in flatten(to_dict(cfg)).items() if k not in NOT_IDENTITY}
+    """The flat ``dotted key -> value`` dict that identifies a run: its config minus NOT_IDENTITY
+    and minus the ADDED_FIELDS at their neutral values."""
+    return {k: v for k, v in flatten(to_dict(cfg)).items()
+            if k not in NOT_IDENTITY and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
 
 
 def config_hash(cfg: Any) -> str:

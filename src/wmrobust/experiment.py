@@ -17,7 +17,7 @@ from typing import Any
 
 from wmrobust.config import ConfigError, RunConfig, merge, parse_number, read_yaml, resolve
 from wmrobust.envs.config import TASK_CAMERAS
-from wmrobust.perturb.spec import FAMILIES, Perturbation, SpecError
+from wmrobust.perturb.spec import FAMILIES, IMAGE_ONLY, Perturbation, SpecError
 
 SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
 
@@ -71,6 +71,10 @@ class Experiment:
                 raise ConfigError(
                     f"artifacts.{artifact_id}.notebook: unknown notebook {artifact['notebook']!r}"
                 )
+            for family in artifact.get("families") or []:
+                if family not in cfg["perturbations"]:
+                    raise ConfigError(f"artifacts.{artifact_id}.families: unknown family {family!r} "
+                                      f"(perturbations defines: {', '.join(cfg['perturbations'])})")
             runs = artifact["runs"]
             if runs == "all":
                 continue
@@ -98,7 +102,8 @@ class Experiment:
 
     def _check_conditions(self) -> None:
         """Refuse, at DAG build, perturbation families and levels the evaluate job would
-        refuse, and tasks that are not dm_control suite tasks, naming the key."""
+        refuse, tasks that are not dm_control suite tasks, and an env.task other than the
+        task_overrides entry's name, naming the key."""
         cfg = self.config
         blocks = {"perturbations": cfg["perturbations"]}
         for scale_name, scale in cfg["scales"].items():
@@ -123,15 +128,23 @@ class Experiment:
                         Perturbation(family, number)  # what parse_condition checks of each part
                     except SpecError as err:
                         raise ConfigError(f"{key}.{family}: level {level!r}: {err}") from None
+        # A run's task is the name of its task_overrides entry (run_overrides sets env.task
+        # from it), so that the run's path, its id and what it trains agree.
         for task, overrides in cfg["task_overrides"].items():
-            named = {"": task}
-            env = (overrides or {}).get("env") if isinstance(overrides, dict) else None
-            if isinstance(env, dict) and "task" in env:
-                named[".env.task"] = env["task"]
-            for suffix, name in named.items():
-                if name not in TASK_CAMERAS:
-                    raise ConfigError(f"task_overrides.{task}{suffix}: unknown dm_control task {name!r}; "
-                                      f"valid tasks: {', '.join(TASK_CAMERAS)}")
+            if task not in TASK_CAMERAS:
+                raise ConfigError(f"task_overrides.{task}: unknown dm_control task {task!r}; "
+                                  f"valid tasks: {', '.join(TASK_CAMERAS)}")
+            named = _env_task(overrides)
+            if named is not None and named != task:
+                raise ConfigError(f"task_overrides.{task}.env.task: {named!r} is not the entry's name "
+                                  f"{task!r}; the name is the runs' task (env.task may be left out)")
+        others = {f"variant_overrides.{v}": o for v, o in cfg["variant_overrides"].items()}
+        others.update({f"scales.{s}.run": (scale or {}).get("run") for s, scale in cfg["scales"].items()})
+        for key, overrides in others.items():
+            named = _env_task(overrides)
+            if named is not None:
+                raise ConfigError(f"{key}.env.task: {named!r}: a run's task is the name of its "
+                                  f"task_overrides entry, so env.task may be set only there")
 
     # -- the grid ------------------------------------------------------------
 
@@ -141,20 +154,24 @@ class Experiment:
 
     @cached_property
     def seeds(self) -> list[int]:
-        """The scale's seeds, or the `seeds` selection, which may add seeds beyond them."""
+        """The scale's seeds, or the `seeds` selection, which may add seeds beyond them;
+        refuses a seed listed twice or outside what torch.manual_seed takes."""
         chosen = self.config.get("seeds")
-        if not chosen:
-            return list(self.scale["seeds"])
-        seeds = []
-        for seed in chosen:
+        key = "seeds" if chosen else f"scales.{self.scale_name}.seeds"
+        seeds: list[int] = []
+        for seed in chosen or self.scale["seeds"]:
             try:
                 seed = int(seed)
             except (TypeError, ValueError):
-                raise ConfigError(f"seeds: {seed!r} is not an integer") from None
+                raise ConfigError(f"{key}: {seed!r} is not an integer") from None
             if seed < 0:
-                raise ConfigError(f"seeds: {seed} must be >= 0")
+                raise ConfigError(f"{key}: {seed} must be >= 0")
+            if seed >= 2**64:
+                raise ConfigError(f"{key}: {seed} must be < 2**64 (the seeds torch takes)")
+            if seed in seeds:
+                raise ConfigError(f"{key}: seed {seed} is listed twice")
             seeds.append(seed)
-        return list(dict.fromkeys(seeds))
+        return seeds
 
     @cached_property
     def variant_filter(self) -> list[str]:
@@ -196,13 +213,47 @@ class Experiment:
     @cached_property
     def runs(self) -> list[Run]:
         """Every run the scale's artifacts need, in a stable order; refuses an empty grid,
-        naming the selection that emptied it."""
+        naming the selection that emptied it, and stage settings its runs cannot meet."""
         wanted = self.scale["artifacts"]
         ids = list(self.config["artifacts"]) if wanted == "all" else list(wanted)
         pairs = {pair for a in ids for pair in self._declared_runs(a)}
         if not pairs:
             raise ConfigError(self._empty_grid_reason(ids))
-        return sorted(self.run(t, v, s) for t, v in pairs for s in self.seeds)
+        runs = sorted(self.run(t, v, s) for t, v in pairs for s in self.seeds)
+        self._check_stages(ids, pairs, runs)
+        return runs
+
+    def _check_stages(self, ids: list[str], pairs: set[tuple[str, str]], runs: list[Run]) -> None:
+        """Refuse, at DAG build, evaluation conditions and rollout lengths that the evaluate
+        and rollout jobs of the grid's runs would refuse, naming the key."""
+
+        def reading(source: str) -> list[Run]:
+            needed = {pair for a in ids if source in self.artifact_sources(a)
+                      for pair in (pairs if self.artifact(a)["runs"] == "all" else self._declared_runs(a))}
+            return [r for r in runs if (r.task, r.variant) in needed]
+
+        levels = (f"scales.{self.scale_name}.perturbation_levels" if self.scale.get("perturbation_levels")
+                  else "perturbations")
+        family = next((f for f in IMAGE_ONLY if f in self.perturbation_levels), None)
+        for run in reading("eval") if family else []:
+            if self.run_config(run.task, run.variant, run.seed).env.obs == "vector":
+                raise ConfigError(f"{levels}.{family}: {family} perturbs images only, but run "
+                                  f"{run.task}/{run.variant}/seed{run.seed} observes vectors (env.obs: vector)")
+        # Held-out episodes are the baseline's (heldout_file in workflow/rules/common.smk);
+        # the defaults are evaluate.smk's.
+        rollout = self.stage("rollout")
+        context, horizon = int(rollout.get("context", 5)), int(rollout.get("horizon", 50))
+        for task, seed in sorted({(r.task, r.seed) for r in reading("rollout")}):
+            env = self.run_config(task, "baseline", seed).env
+            frames = self.stage("heldout").get("episode_frames")
+            key = f"scales.{self.scale_name}.heldout.episode_frames" if frames else "env.episode_frames"
+            frames = int(frames or env.episode_frames)
+            steps = math.ceil(frames / env.action_repeat)
+            if context + horizon > steps + 1:
+                raise ConfigError(f"scales.{self.scale_name}.rollout: context {context} + horizon {horizon} "
+                                  f"= {context + horizon} steps is longer than the held-out episodes of "
+                                  f"{task}: {key} {frames} / env.action_repeat {env.action_repeat} = {steps} "
+                                  f"steps, plus the first observation: {steps + 1}")
 
     def _empty_grid_reason(self, artifact_ids: list[str]) -> str:
         declared = {(t, v) for a in artifact_ids if self.artifact(a)["runs"] != "all"
@@ -245,10 +296,11 @@ class Experiment:
     # -- per-run settings ----------------------------------------------------
 
     def run_overrides(self, task: str, variant: str, seed: int) -> dict[str, Any]:
-        """Scale, then task, then variant overrides, then the seed."""
+        """Scale, then task, then variant overrides, then the run's place in the grid: its
+        task (the name of the task_overrides entry) and seed."""
         out = merge(self.scale.get("run") or {}, self.config["task_overrides"][task])
         out = merge(out, self.config["variant_overrides"][variant])
-        return merge(out, {"seed": int(seed)})
+        return merge(out, {"env": {"task": task}, "seed": int(seed)})
 
     def run_config(self, task: str, variant: str, seed: int) -> RunConfig:
         key = (task, variant, int(seed))
@@ -333,6 +385,36 @@ def coerce_numbers(config: Any, schema: dict[str, Any] | str | Path) -> Any:
     if not isinstance(schema, dict):
         schema = read_yaml(schema, "config schema")
     return _coerce_node(config, schema, schema, "")
+
+
+def check_schema(config: Any, schema: dict[str, Any] | str | Path) -> None:
+    """coerce_numbers, then the JSON schema (a dict or a YAML file): the first violation is
+    refused with a ConfigError on one line naming the key, the value and what is allowed,
+    instead of the validator's dump of the failing schema. A name that does not match its
+    pattern is refused with the pattern and the schema's description of it."""
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        schema = read_yaml(schema, "config schema")
+    coerce_numbers(config, schema)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    where = ""
+    for part in error.absolute_path:
+        where = f"{where}[{part}]" if isinstance(part, int) else f"{where}.{part}" if where else str(part)
+    if error.validator != "pattern":
+        raise ConfigError(f"{where or 'config'}: {error.message}")
+    name = "name " if "propertyNames" in error.absolute_schema_path else ""
+    allowed = f" ({error.schema['description']})" if "description" in error.schema else ""
+    raise ConfigError(f"{where}: {name}{error.instance!r} does not match {error.validator_value}{allowed}")
+
+
+def _env_task(overrides: Any) -> Any:
+    """The env.task an overrides block sets, or None."""
+    env = overrides.get("env") if isinstance(overrides, dict) else None
+    return env.get("task") if isinstance(env, dict) else None
 
 
 def _schema_at(schema: Any, root: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import functools
 
 import numpy as np
 
-from wmrobust.perturb.spec import Perturbation, SpecError
+from wmrobust.perturb.spec import IMAGE_ONLY, Perturbation, SpecError
 
 IMAGE_ORDER = ("rotation", "mask", "noise")
 
@@ -101,7 +101,7 @@ def check_observation_perturbations(perturbations, obs_key: str) -> None:
     for p in perturbations:
         if p.kind != "observation":
             raise SpecError(f"{p.label} is a {p.kind} perturbation, not an observation perturbation")
-        if obs_key == "vector" and p.family != "noise":
+        if obs_key == "vector" and p.family in IMAGE_ONLY:
             raise SpecError(
                 f"{p.label} perturbs images, but this env observes vectors (env.obs='vector'); "
                 "only noise applies to vector observations"

@@ -50,6 +50,9 @@ FAMILIES: dict[str, Family] = {
     "latent": Family("latent", "test-time zero-drift latent error variance sigma2", 0.0, math.inf, True, False),
 }
 
+# Observation families that act on images only (noise also perturbs vector observations).
+IMAGE_ONLY = ("rotation", "mask")
+
 # docs/protocol.md section 5: the levels every run is evaluated at.
 LEVELS: dict[str, tuple[float, ...]] = {
     "noise": (0.05, 0.1, 0.2, 0.3),
