@@ -100,3 +100,24 @@ def test_run_ids_are_pinned():
     for key, neutral in ADDED_FIELDS.items():
         section, name = key.split(".")
         assert resolve({section: {name: neutral}}).hash() == resolve({}).hash(), key
+
+
+def test_an_artifact_defined_otherwise_builds_in_a_folder_of_its_own():
+    reference = experiment()
+    for changed in ({"artifacts": {"table1": {"families": ["noise"]}}},
+                    {"artifacts": {"fig3": {"caption": "Another caption."}}}, {"min_seeds": 3}):
+        assert experiment(**changed).selection(reference) is not None, changed
+
+
+def test_evaluation_settings_name_their_result_files():
+    """An override of evaluation or rollout settings writes files of its own: it never
+    overwrites (nor is served) the results of other settings."""
+    full = experiment()
+    run = full.run("walker_walk", "baseline", 0)
+    other_levels = experiment(scales={"smoke": {"perturbation_levels": {"noise": [0.2]}}})
+    longer = experiment(scales={"smoke": {"rollout": {"horizon": 40}}})
+    assert other_levels.result_file("eval", run) != full.result_file("eval", run)
+    assert other_levels.result_file("rollout", run) == full.result_file("rollout", run)
+    assert longer.result_file("rollout", run) != full.result_file("rollout", run)
+    assert longer.result_file("eval", run) == full.result_file("eval", run)
+    assert full.result_file("eval", run).startswith(f"eval/{run.path}/")

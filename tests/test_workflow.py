@@ -269,6 +269,16 @@ def check_other_grids_leave_the_full_grid_alone(work: Path, tmp_path: Path) -> N
     exp = Experiment.from_file(CONFIG)
     assert job_stats(preset.stdout + preset.stderr)["train"] == len(exp.runs), "DreamerV3 runs are new runs"
 
+    levels = snakemake("-n", "--cores", "2", "figures", "--config",
+                       'scales={"smoke": {"perturbation_levels": {"noise": [0.2]}}}', cwd=work)
+    out = levels.stdout + levels.stderr
+    plan = job_stats(out)
+    assert plan["evaluate"] == job_counts(exp, exp.artifact_ids)["evaluate"], plan
+    assert not {"train", "collect", "rollout"} & set(plan), plan
+    outputs = [f for line in re.findall(r"^\s+output: (.+)$", out, re.M) for f in line.split(", ")]
+    evaluated = [f for f in outputs if "/eval/" in f]
+    assert evaluated and not [f for f in evaluated if (work / f).exists()], "other levels: files of their own"
+
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump({"variant_overrides": {"zd5": {"agent": {"latent_error": {
         "kind": "zero_drift", "sigma2": 4.0}}}}}))

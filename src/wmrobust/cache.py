@@ -2,7 +2,8 @@
 built from, so that a fresh clone rebuilds them without training anything.
 
 The cache mirrors ``results/<scale>/``, keyed by run identity like it
-(``runs/<task>/<variant>/seed<k>-<run id>/``, ``eval/...``, ``rollout/...``), but holds
+(``runs/<task>/<variant>/seed<k>-<run id>/``, ``eval/...``, ``rollout/...``: see
+``Experiment.result_file``), but holds
 only what the aggregated tables read: each run's config, status and metrics, its
 evaluation table, and its rollout and Jacobian tables, each with its provenance. No
 model, replay or held-out episodes. The workflow reads a result from the cache only
@@ -27,14 +28,14 @@ FINISHED = ("finished", "diverged")
 """Run states whose results are final, and so may be shipped."""
 
 
-def run_files(run: Run, sources: set[str]) -> list[str]:
+def run_files(exp: Experiment, run: Run, sources: set[str]) -> list[str]:
     """Paths (relative to a scale's folder) of what the cache holds for a run whose results
     feed the aggregated ``sources`` (curves, runs, eval, rollout, jacobian)."""
     tables = [f"runs/{run.path}/metrics.parquet"]
     if "eval" in sources:
-        tables.append(f"eval/{run.path}.parquet")
+        tables.append(exp.result_file("eval", run))
     if sources & {"rollout", "jacobian"}:  # one job writes both
-        tables += [f"rollout/{run.path}.parquet", f"rollout/{run.path}.jacobian.parquet"]
+        tables += [exp.result_file("rollout", run), exp.result_file("jacobian", run)]
     return ([f"runs/{run.path}/config.yaml", f"runs/{run.path}/status.json"]
             + tables + [f"{t}.provenance.json" for t in tables])
 
@@ -66,7 +67,7 @@ def export(exp: Experiment, results: Path, cache: Path) -> tuple[list[Run], list
     temporary name and renamed, so an interrupted export leaves no half-written table."""
     done, missing = [], []
     for run, sources in run_sources(exp).items():
-        files = run_files(run, sources)
+        files = run_files(exp, run, sources)
         if run_state(results / "runs" / run.path)["state"] not in FINISHED or not all(
             (results / f).exists() for f in files
         ):

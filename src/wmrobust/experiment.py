@@ -322,12 +322,16 @@ class Experiment:
 
     def signature(self) -> dict[str, Any]:
         """What the scale's artifacts are built from: the identity of every run, the
-        evaluation conditions and stage settings, and which artifacts."""
+        evaluation conditions and stage settings, each artifact's definition (runs,
+        families, caption, notebook and its sources) and the claims' seed bar."""
+        artifacts = {a: self.config["artifacts"][a] for a in self.artifact_ids}
         return {
             "runs": [r.path for r in self.runs],
             "conditions": self.conditions,
             "stages": {name: self.stage(name) for name in ("evaluation", "heldout", "rollout")},
-            "artifacts": self.artifact_ids,
+            "artifacts": artifacts,
+            "notebooks": {a["notebook"]: self.config["notebooks"][a["notebook"]] for a in artifacts.values()},
+            "min_seeds": self.config.get("min_seeds"),
         }
 
     def selection(self, reference: Experiment) -> str | None:
@@ -365,6 +369,38 @@ class Experiment:
     def stage(self, name: str) -> dict[str, Any]:
         """A scale's settings block: evaluation, heldout, rollout."""
         return dict(self.scale.get(name) or {})
+
+    @cached_property
+    def stage_ids(self) -> dict[str, str]:
+        """An 8-hex id of what produces each kind of per-run result beyond the run itself (the
+        conditions and episodes of an evaluation; the held-out episodes and horizon of a
+        rollout). It names the result's file, so a changed setting writes new files beside
+        the old ones and never overwrites a finished run's results."""
+        def digest(what: Any) -> str:
+            return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
+
+        def episodes(stage: str) -> dict[str, Any]:
+            settings = self.stage(stage)
+            return {"episode_seeds": self.evaluation_seeds(int(settings.get("episodes", 1))),
+                    "episode_frames": settings.get("episode_frames")}
+
+        rollout = self.stage("rollout")
+        ids = {"evaluate": digest({"conditions": self.conditions, **episodes("evaluation")}),
+               "collect": digest(episodes("heldout"))}
+        ids["rollout"] = digest({"heldout": ids["collect"], "context": rollout.get("context", 5),
+                                 "horizon": rollout.get("horizon", 50)})
+        return ids
+
+    def result_file(self, kind: str, run: Run) -> str:
+        """Where a run's result of ``kind`` (eval, heldout, rollout, jacobian) lies, relative to
+        results/<scale>/ (and cache/<scale>/): ``<kind>/<run path>/<stage id>.<ext>``."""
+        ids = self.stage_ids
+        return {
+            "eval": f"eval/{run.path}/{ids['evaluate']}.parquet",
+            "heldout": f"heldout/{run.path}/{ids['collect']}.npz",
+            "rollout": f"rollout/{run.path}/{ids['rollout']}.parquet",
+            "jacobian": f"rollout/{run.path}/{ids['rollout']}.jacobian.parquet",
+        }[kind]
 
     def resources(self, rule: str) -> dict[str, Any]:
         """Declared threads/mem/runtime/gpu of a compute rule (rollout and collect share evaluate's)."""

@@ -56,6 +56,7 @@ wildcard_constraints:
     variant="[A-Za-z0-9_.+-]+",
     seed=r"\d+",
     rid="[0-9a-f]{12}",
+    sid="[0-9a-f]{8}",
     source="|".join(SOURCES),
     artifact="|".join(config["artifacts"]) or "^$",
 
@@ -105,7 +106,23 @@ def train_threads(wildcards):
 def heldout_file(wildcards):
     """Held-out episodes of the baseline run with the rollout job's task and seed."""
     baseline = EXPERIMENT.run(wildcards.task, "baseline", int(wildcards.seed))
-    return f"{RESULTS}/heldout/{baseline.task}/seed{baseline.seed}-{baseline.rid}.npz"
+    return f"{RESULTS}/{EXPERIMENT.result_file('heldout', baseline)}"
+
+
+def current_stage(rule_name):
+    """A params function: the job's stage id, refusing a file of another setting than the
+    current config's (an old result is never overwritten by another setting's)."""
+
+    def check(wildcards):
+        sid = EXPERIMENT.stage_ids[rule_name]
+        if wildcards.sid != sid:
+            raise ValueError(
+                f"{rule_name} {wildcards.task}/seed{wildcards.seed}-{wildcards.rid}/{wildcards.sid}: "
+                f"the config's {rule_name} settings have the id {sid}; ask for a target of the current grid"
+            )
+        return sid
+
+    return check
 
 
 def episode_seeds(stage):
@@ -124,12 +141,8 @@ def result(relative):
 def source_files(artifact, source):
     """Per-run result files an aggregated table of `artifact` is built from."""
     runs = EXPERIMENT.artifact_runs(artifact)
-    if source == "eval":
-        return [result(f"eval/{r.path}.parquet") for r in runs]
-    if source == "rollout":
-        return [result(f"rollout/{r.path}.parquet") for r in runs]
-    if source == "jacobian":
-        return [result(f"rollout/{r.path}.jacobian.parquet") for r in runs]
+    if source in ("eval", "rollout", "jacobian"):
+        return [result(EXPERIMENT.result_file(source, r)) for r in runs]
     # A run's status and metrics come from one place: where its status.json is.
     return [
         str(Path(result(f"runs/{r.path}/status.json")).with_name(name))

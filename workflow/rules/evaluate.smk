@@ -1,4 +1,7 @@
-# Evaluation under perturbation, held-out episodes and open-loop rollouts.
+# Evaluation under perturbation, held-out episodes and open-loop rollouts. Each
+# result is a file of its run's folder named by the id of what produced it
+# (Experiment.stage_ids: conditions, episodes, horizon), so a changed setting
+# writes new files beside the finished ones instead of overwriting them.
 
 
 rule evaluate:
@@ -6,13 +9,13 @@ rule evaluate:
         model="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt",
         status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
     output:
-        "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}.parquet",
+        "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet",
         # Declared so that a failed job leaves no provenance without its table.
-        "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}.parquet.provenance.json",
+        "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet.provenance.json",
     log:
-        "results/{scale}/logs/evaluate/{task}/{variant}/seed{seed}-{rid}.log",
+        "results/{scale}/logs/evaluate/{task}/{variant}/seed{seed}-{rid}/{sid}.log",
     benchmark:
-        "results/{scale}/benchmarks/evaluate/{task}/{variant}/seed{seed}-{rid}.tsv"
+        "results/{scale}/benchmarks/evaluate/{task}/{variant}/seed{seed}-{rid}/{sid}.tsv"
     conda:
         "../../environment.yml"
     threads: resource("evaluate", "threads", 1)
@@ -20,6 +23,7 @@ rule evaluate:
         mem_mb=resource("evaluate", "mem_mb", 2000),
         runtime=resource("evaluate", "runtime", 60),
     params:
+        stage=current_stage("evaluate"),
         conditions=EXPERIMENT.conditions,
         episode_seeds=episode_seeds("evaluation"),
         episode_frames=EXPERIMENT.stage("evaluation").get("episode_frames"),
@@ -34,11 +38,11 @@ rule collect:
         model="results/{scale}/runs/{task}/baseline/seed{seed}-{rid}/model.pt",
         status="results/{scale}/runs/{task}/baseline/seed{seed}-{rid}/status.json",
     output:
-        "results/{scale}/heldout/{task}/seed{seed}-{rid}.npz",
+        "results/{scale}/heldout/{task}/baseline/seed{seed}-{rid}/{sid}.npz",
     log:
-        "results/{scale}/logs/collect/{task}/seed{seed}-{rid}.log",
+        "results/{scale}/logs/collect/{task}/seed{seed}-{rid}/{sid}.log",
     benchmark:
-        "results/{scale}/benchmarks/collect/{task}/seed{seed}-{rid}.tsv"
+        "results/{scale}/benchmarks/collect/{task}/seed{seed}-{rid}/{sid}.tsv"
     conda:
         "../../environment.yml"
     threads: resource("collect", "threads", 1)
@@ -46,6 +50,7 @@ rule collect:
         mem_mb=resource("collect", "mem_mb", 2000),
         runtime=resource("collect", "runtime", 60),
     params:
+        stage=current_stage("collect"),
         episode_seeds=episode_seeds("heldout"),
         episode_frames=EXPERIMENT.stage("heldout").get("episode_frames"),
     script:
@@ -58,14 +63,14 @@ rule rollout:
         status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
         heldout=heldout_file,
     output:
-        errors="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}.parquet",
-        jacobian="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}.jacobian.parquet",
-        errors_provenance="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}.parquet.provenance.json",
-        jacobian_provenance="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}.jacobian.parquet.provenance.json",
+        errors="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet",
+        jacobian="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.jacobian.parquet",
+        errors_provenance="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet.provenance.json",
+        jacobian_provenance="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.jacobian.parquet.provenance.json",
     log:
-        "results/{scale}/logs/rollout/{task}/{variant}/seed{seed}-{rid}.log",
+        "results/{scale}/logs/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.log",
     benchmark:
-        "results/{scale}/benchmarks/rollout/{task}/{variant}/seed{seed}-{rid}.tsv"
+        "results/{scale}/benchmarks/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.tsv"
     conda:
         "../../environment.yml"
     threads: resource("rollout", "threads", 1)
@@ -73,6 +78,7 @@ rule rollout:
         mem_mb=resource("rollout", "mem_mb", 2000),
         runtime=resource("rollout", "runtime", 60),
     params:
+        stage=current_stage("rollout"),
         context=EXPERIMENT.stage("rollout").get("context", 5),
         horizon=EXPERIMENT.stage("rollout").get("horizon", 50),
     script:
