@@ -282,8 +282,8 @@ def test_a_path_like_name_fails_the_dry_run_on_one_line(tmp_path):
      r"observes vectors \(env\.obs: vector\)$"),
     ({"scale": "paper", "scales": {"paper": {"run": {"env": {"obs": "vector"}}}}},
      r"^perturbations\.rotation: rotation perturbs images only"),
-    ({"seeds": [2**64]}, r"^seeds: 18446744073709551616 must be < 2\*\*64"),
-    ({"scales": {"smoke": {"seeds": [0, -1]}}}, r"^scales\.smoke\.seeds: -1 must be >= 0$"),
+    ({"seeds": [2**64]}, r"^seeds: 18446744073709551616 must be in \[0, 2\*\*64\)"),
+    ({"scales": {"smoke": {"seeds": [0, -1]}}}, r"^scales\.smoke\.seeds: -1 must be in \[0, 2\*\*64\)"),
     ({"scales": {"smoke": {"seeds": [0, 0]}}}, r"^scales\.smoke\.seeds: seed 0 is listed twice$"),
     ({"seeds": ["3", 3]}, r"^seeds: seed 3 is listed twice$"),
     ({"artifacts": {"table1": {"families": ["noise", "blur"]}}},
@@ -322,3 +322,36 @@ def test_every_table_output_declares_its_provenance():
         for block in re.findall(r"\n    output:\n(.*?)\n    [a-z]+:", text, re.S):
             for table in re.findall(r"\"([^\"]+\.parquet)\"", block):
                 assert f'"{table}.provenance.json"' in block, (path.name, table)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--run-dir", "{tmp}/run", "--set", "seed=-1"], "seed: -1 must be in [0, 2**64)"),
+    (["preview", "--out", "{tmp}/missing/p.png"], "no such folder"),
+    (["preview", "--out", "{tmp}/p.xyz"], "cannot write .xyz; use one of"),
+])
+def test_cli_refuses_before_working_or_writing(argv, message, tmp_path, capsys):
+    from wmrobust.cli import main
+
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_an_unknown_rendering_backend_is_one_line(monkeypatch, capsys):
+    from wmrobust.cli import main
+
+    monkeypatch.setenv("MUJOCO_GL", "bogus")
+    assert main(["preview"]) == 2
+    assert "MUJOCO_GL='bogus' is not a rendering backend" in capsys.readouterr().err
+
+
+def test_status_lists_the_other_runs_beside_a_broken_one(tmp_path, capsys):
+    from wmrobust.cli import main
+
+    (tmp_path / "runs" / "walker_walk" / "baseline" / "seed0-aaaaaaaaaaaa" / "status.json").mkdir(parents=True)
+    good = tmp_path / "runs" / "walker_walk" / "zd5" / "seed0-bbbbbbbbbbbb"
+    good.mkdir(parents=True)
+    (good / "status.json").write_text('{"status": "finished", "frames": 10}')
+    assert main(["status", str(tmp_path)]) == 0
+    assert "1 corrupt, 1 finished" in capsys.readouterr().out

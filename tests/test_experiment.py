@@ -62,7 +62,7 @@ def test_a_task_overrides_entry_is_its_task():
 def test_seed_selection_may_add_seeds_beyond_the_scale():
     assert experiment(seeds=["1", 7]).seeds == [1, 7]
     assert {r.seed for r in experiment(seeds=[7]).runs} == {7}
-    with pytest.raises(ConfigError, match="seeds: -1 must be >= 0"):
+    with pytest.raises(ConfigError, match=r"seeds: -1 must be in \[0, 2\*\*64\)"):
         experiment(seeds=[-1]).seeds
 
 

@@ -18,6 +18,9 @@ COMMANDS = {
     "cache": ("wmrobust.cache", "copy a scale's finished results into the shipped cache/<scale>/"),
 }
 
+# Commands that make dm_control envs, so need a rendering backend.
+RENDERS = ("train", "evaluate", "collect", "rollout", "preview")
+
 
 def usage() -> str:
     lines = ["usage: wmrobust <command> [options]   (wmrobust <command> --help)", "", "commands:"]
@@ -34,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"wmrobust: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    if name in RENDERS:
+        from wmrobust.envs.config import gl_problem
+
+        if gl_problem():
+            print(f"wmrobust {name}: {gl_problem()}", file=sys.stderr)
+            return 2
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.cli(name, rest) or 0)
 

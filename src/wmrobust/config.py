@@ -80,6 +80,11 @@ class TrainConfig:
                              f"would train nothing")
 
 
+def seed_problem(seed: int) -> str | None:
+    """None for a seed torch and numpy take, else why not."""
+    return None if 0 <= seed < 2**64 else f"{seed} must be in [0, 2**64) (the seeds torch and numpy take)"
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines one training run; its hash names its results."""
@@ -97,6 +102,8 @@ class RunConfig:
         # Replay holds finished episodes only and samples batch_length steps within one, an
         # episode being its agent steps plus the first observation (wmrobust.train
         # train_updates, Replay.can_sample): learning starts once such an episode exists.
+        if seed_problem(self.seed):
+            raise ConfigError(f"seed: {seed_problem(self.seed)}")
         env, train = self.env, self.train
         steps = math.ceil(env.episode_frames / env.action_repeat)
         if math.ceil(train.frames / env.action_repeat) < steps:

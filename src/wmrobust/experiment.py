@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from wmrobust.config import ConfigError, RunConfig, merge, parse_number, read_yaml, resolve
+from wmrobust.config import ConfigError, RunConfig, merge, parse_number, read_yaml, resolve, seed_problem
 from wmrobust.envs.config import TASK_CAMERAS
 from wmrobust.perturb.spec import FAMILIES, IMAGE_ONLY, Perturbation, SpecError
 
@@ -164,10 +164,8 @@ class Experiment:
                 seed = int(seed)
             except (TypeError, ValueError):
                 raise ConfigError(f"{key}: {seed!r} is not an integer") from None
-            if seed < 0:
-                raise ConfigError(f"{key}: {seed} must be >= 0")
-            if seed >= 2**64:
-                raise ConfigError(f"{key}: {seed} must be < 2**64 (the seeds torch takes)")
+            if seed_problem(seed):
+                raise ConfigError(f"{key}: {seed_problem(seed)}")
             if seed in seeds:
                 raise ConfigError(f"{key}: seed {seed} is listed twice")
             seeds.append(seed)

@@ -159,7 +159,7 @@ def run_state(run_dir: Path) -> dict[str, Any]:
     status_path = run_dir / "status.json"
     try:
         status = json.loads(status_path.read_text()) if status_path.exists() else {"status": "running"}
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):  # OSError: e.g. a directory, unreadable
         status = None
     if not isinstance(status, dict):
         return {"state": "corrupt", "frames": None, "id": "-"}

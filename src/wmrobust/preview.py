@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -100,6 +101,18 @@ def draw(frames, task: str, steps: int, action_repeat: int, out: str) -> None:
     plt.close(fig)
 
 
+def check_out(out: Path) -> None:
+    """Refuse, before rendering, an output whose folder is missing or whose extension matplotlib cannot write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: no such folder {out.parent}")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix.lstrip(".").lower() not in formats:
+        raise ValueError(f"--out {out}: cannot write {out.suffix or 'a file without extension'}; "
+                         f"use one of {', '.join('.' + f for f in sorted(formats))}")
+
+
 def cli(command: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog=f"wmrobust {command}",
@@ -118,6 +131,7 @@ def cli(command: str, argv: list[str]) -> int:
     from wmrobust.envs import EnvConfig
 
     try:
+        check_out(Path(args.out))
         cfg = EnvConfig(task=args.task, image_size=args.image_size, render=args.render)
         if not 0 <= args.steps < 1000 // cfg.action_repeat:  # within the suite's 1000-frame episode
             raise ValueError(f"--steps {args.steps} must be in [0, {1000 // cfg.action_repeat})")

@@ -6,7 +6,8 @@ from pathlib import Path
 from snakemake.utils import min_version
 
 from wmrobust import cache
-from wmrobust.config import identity
+from wmrobust.config import ConfigError, identity
+from wmrobust.envs.config import gl_problem
 from wmrobust.experiment import SOURCES, Experiment, check_schema
 from wmrobust.train import train_job
 
@@ -16,6 +17,9 @@ min_version("9.0")
 # --config passes nested numbers as strings; a key or value the schema refuses is named
 # on one line (config/README.md), where Snakemake's validate prints the whole schema.
 check_schema(config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+# Every compute job makes envs: a MUJOCO_GL they cannot render with fails here, not in each job.
+if gl_problem():
+    raise ConfigError(gl_problem())
 EXPERIMENT = Experiment(config)
 # Resolving the grid resolves every run's config, so a bad override fails before
 # any job starts, naming its key.

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
+
+# The values of MUJOCO_GL that dm_control renders with (wmrobust.envs.dmc sets egl when unset).
+GL_BACKENDS = ("egl", "osmesa", "glfw")
+
+
+def gl_problem() -> str | None:
+    """None when MUJOCO_GL is unset or a backend dm_control knows, else a one-line message."""
+    value = os.environ.get("MUJOCO_GL")
+    if value is None or value in GL_BACKENDS:
+        return None
+    return (f"MUJOCO_GL={value!r} is not a rendering backend dm_control knows ({', '.join(GL_BACKENDS)}; "
+            f"headless: egl, or osmesa without EGL)")
 
 
 # dm_control.suite.ALL_TASKS as <domain>_<task> (the names wmrobust.envs.dmc.split_task
