@@ -355,3 +355,18 @@ def test_status_lists_the_other_runs_beside_a_broken_one(tmp_path, capsys):
     (good / "status.json").write_text('{"status": "finished", "frames": 10}')
     assert main(["status", str(tmp_path)]) == 0
     assert "1 corrupt, 1 finished" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, message", [
+    (b"\xe9\x00\xff garbage", "not a YAML text file"),
+    (b"agent:\n  latent_error:\n    mu_range: [0, 1, 2]\n", "agent.latent_error.mu_range: [0.0, 1.0, 2.0] must be [low, high]"),
+    (b"agent:\n  latent_error:\n    sigma2: -1\n", "wmrobust train: agent.latent_error.sigma2: -1.0 must be >= 0"),
+])
+def test_bad_config_files_are_one_line_naming_the_key_once(text, message, tmp_path, capsys):
+    from wmrobust.cli import main
+
+    (tmp_path / "c.yaml").write_bytes(text)
+    assert main(["train", "--run-dir", str(tmp_path / "run"), "--config", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

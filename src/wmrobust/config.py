@@ -226,7 +226,9 @@ def build(cls: type, data: dict[str, Any] | None, path: str = "") -> Any:
     except (TypeError, ValueError) as err:
         if isinstance(err, ConfigError):
             raise
-        raise ConfigError(f"{path or 'config'}: {err}") from err
+        # The dataclasses' own checks name their full key already.
+        named = path and str(err).startswith((f"{path}.", f"{path}:"))
+        raise ConfigError(str(err) if named else f"{path or 'config'}: {err}") from err
 
 
 def parse_number(value: Any) -> Any:
@@ -330,6 +332,8 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
         return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what}") from None
+    except (UnicodeDecodeError, IsADirectoryError) as err:
+        raise ConfigError(f"{path}: not a YAML text file ({type(err).__name__})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

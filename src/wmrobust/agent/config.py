@@ -25,6 +25,8 @@ class LatentErrorConfig:
         if self.sigma2 < 0:
             raise ValueError(f"agent.latent_error.sigma2: {self.sigma2} must be >= 0")
         for name in ("mu_range", "sigma2_range"):
+            if len(getattr(self, name)) != 2:
+                raise ValueError(f"agent.latent_error.{name}: {list(getattr(self, name))} must be [low, high]")
             low, high = getattr(self, name)
             if low > high or (name == "sigma2_range" and low < 0):
                 raise ValueError(f"agent.latent_error.{name}: {[low, high]} must be [low, high] with low <= high"
