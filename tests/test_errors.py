@@ -370,3 +370,13 @@ def test_bad_config_files_are_one_line_naming_the_key_once(text, message, tmp_pa
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_plan_checks_the_config_as_the_workflow_does(tmp_path, capsys):
+    from wmrobust.cli import main
+
+    bad = tmp_path / "config.yaml"
+    bad.write_text((ROOT / "config" / "config.yaml").read_text().replace("min_seeds: 5", "min_seeds: five"))
+    assert main(["plan", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "wmrobust plan: min_seeds: 'five' is not of type 'integer'" in err and err.count("\n") == 1

@@ -20,6 +20,7 @@ from wmrobust.envs.config import TASK_CAMERAS
 from wmrobust.perturb.spec import FAMILIES, IMAGE_ONLY, Perturbation, SpecError
 
 SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 @dataclass(frozen=True, order=True)
@@ -54,7 +55,12 @@ class Experiment:
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> Experiment:
-        return cls(merge(read_yaml(path, "experiment config"), overrides))
+        """The experiment of a config file (and overrides), checked as the workflow checks it:
+        numbers coerced and the repository's schema applied (check_schema)."""
+        config = merge(read_yaml(path, "experiment config"), overrides)
+        if SCHEMA.exists():  # a source checkout; an installed package has no workflow/
+            check_schema(config, SCHEMA)
+        return cls(config)
 
     # -- validation ----------------------------------------------------------
 
