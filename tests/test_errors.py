@@ -380,3 +380,13 @@ def test_plan_checks_the_config_as_the_workflow_does(tmp_path, capsys):
     assert main(["plan", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "wmrobust plan: min_seeds: 'five' is not of type 'integer'" in err and err.count("\n") == 1
+
+
+def test_workflow_config_errors_are_one_line_without_snakemakes_stack(tmp_path):
+    from test_workflow import snakemake, workflow_copy
+
+    work = workflow_copy(tmp_path / "work")
+    proc = snakemake("-n", "--cores", "1", "--config", "min_seeds=five", cwd=work, check=False)
+    assert proc.returncode != 0
+    assert proc.stderr == "config error: min_seeds: 'five' is not of type 'integer'\n"
+    assert "File " not in proc.stdout + proc.stderr

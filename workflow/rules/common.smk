@@ -1,6 +1,7 @@
 # Helpers shared by the rules: the experiment grid (from the library, so that
 # `wmrobust plan` sees the same grid), paths and per-job parameters.
 
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version
@@ -14,25 +15,35 @@ from wmrobust.train import train_job
 min_version("9.0")
 
 
-# --config passes nested numbers as strings; a key or value the schema refuses is named
-# on one line (config/README.md), where Snakemake's validate prints the whole schema.
-check_schema(config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
-# Every compute job makes envs: a MUJOCO_GL they cannot render with fails here, not in each job.
-if gl_problem():
-    raise ConfigError(gl_problem())
-EXPERIMENT = Experiment(config)
-# Resolving the grid resolves every run's config, so a bad override fails before
-# any job starts, naming its key.
-EXPERIMENT.runs
+def load_experiment():
+    """The grid of this invocation, and the full grid of config/config.yaml at its scale."""
+    # --config passes nested numbers as strings; a key or value the schema refuses is
+    # named on one line (config/README.md), where Snakemake's validate prints the schema.
+    check_schema(config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+    # Every compute job makes envs: a MUJOCO_GL they cannot render with fails here.
+    if gl_problem():
+        raise ConfigError(gl_problem())
+    experiment = Experiment(config)
+    # Resolving the grid resolves every run's config, so a bad override fails before
+    # any job starts, naming its key.
+    experiment.runs
+    reference = Experiment.from_file(
+        Path(workflow.basedir) / "config" / "config.yaml", scale=experiment.scale_name
+    )
+    return experiment, reference
+
+
+try:
+    EXPERIMENT, REFERENCE = load_experiment()
+except ConfigError as err:
+    # One line naming the culprit; Snakemake would add the stack of this file.
+    sys.exit(f"config error: {err}")
 
 # Each scale keeps its own results/<scale>/ and figures/<scale>/, so switching
 # scale never overwrites (or silently reuses) another scale's runs. A grid other
 # than the full one config/config.yaml defines (subsets, overrides) builds its
 # artifacts in a folder of its own: figures/<scale>/<selection>/.
 RESULTS = f"results/{EXPERIMENT.scale_name}"
-REFERENCE = Experiment.from_file(
-    Path(workflow.basedir) / "config" / "config.yaml", scale=EXPERIMENT.scale_name
-)
 SELECTION = EXPERIMENT.selection(REFERENCE)
 
 
