@@ -91,8 +91,8 @@ def test_run_ids_are_pinned():
     from wmrobust.config import ADDED_FIELDS
 
     assert resolve({}).hash() == "8789d2ee7317"
-    pinned = {("smoke", "walker_walk", "baseline", 0): "96523034de2f",
-              ("smoke", "quadruped_walk", "nzd_jac", 1): "f1d7d8fee569",
+    pinned = {("smoke", "walker_walk", "baseline", 0): "765d38d1a4fd",
+              ("smoke", "quadruped_walk", "nzd_jac", 1): "aff836a1603a",
               ("local", "walker_walk", "baseline", 0): "4527d8e808c5",
               ("local", "walker_walk", "nzd_jac", 4): "9aae18bb975d"}
     for (scale, task, variant, seed), rid in pinned.items():
