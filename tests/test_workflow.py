@@ -100,6 +100,15 @@ def test_new_variant_and_task_need_no_code_change(tmp_path, scratch):
     assert "figures/smoke/custom-" in out and "figures/smoke/fig1.png" not in out
 
 
+def test_a_scale_defined_in_a_configfile_builds_in_a_folder_of_its_own(tmp_path, scratch):
+    extra = tmp_path / "extra.yaml"
+    mine = {**yaml.safe_load(CONFIG.read_text())["scales"]["smoke"], "description": "a scale of my own"}
+    extra.write_text(yaml.safe_dump({"scales": {"mine": mine}}))
+    proc = snakemake("-n", "--cores", "2", "fig3", "--configfile", str(CONFIG), str(extra), "--config", "scale=mine",
+                     cwd=scratch)
+    assert "figures/mine/custom-" in proc.stdout + proc.stderr
+
+
 def test_subset_and_extra_seed_plan_only_their_runs(scratch):
     proc = snakemake(
         "-n", "--cores", "2", "runs", "--config", "tasks=[walker_walk]", "variants=[baseline,zd5]", "seeds=[1,7]",

@@ -338,7 +338,7 @@ class Experiment:
             "min_seeds": self.config.get("min_seeds"),
         }
 
-    def selection(self, reference: Experiment) -> str | None:
+    def selection(self, reference: Experiment | None) -> str | None:
         """None when this grid is ``reference``'s full grid at the same scale (its artifacts
         go to figures/<scale>/); otherwise the name of their own folder,
         figures/<scale>/<name>/: the `selection` key, or custom-<hash of the signature>,
@@ -348,7 +348,7 @@ class Experiment:
             if named in self.config["artifacts"]:
                 raise ConfigError(f"selection: {named!r} is an artifact id; choose another folder name")
             return str(named)
-        if reference.scale_name == self.scale_name and reference.signature() == self.signature():
+        if reference and reference.scale_name == self.scale_name and reference.signature() == self.signature():
             return None
         text = json.dumps(self.signature(), sort_keys=True)
         return "custom-" + hashlib.sha256(text.encode()).hexdigest()[:8]

@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.utils import min_version
 
 from wmrobust import cache
-from wmrobust.config import ConfigError, identity
+from wmrobust.config import ConfigError, identity, read_yaml
 from wmrobust.envs.config import gl_problem
 from wmrobust.experiment import SOURCES, Experiment, check_schema
 from wmrobust.train import train_job
@@ -16,7 +16,8 @@ min_version("9.0")
 
 
 def load_experiment():
-    """The grid of this invocation, and the full grid of config/config.yaml at its scale."""
+    """The grid of this invocation, and the full grid of config/config.yaml at its scale
+    (None when config.yaml has no such scale)."""
     # --config passes nested numbers as strings; a key or value the schema refuses is
     # named on one line (config/README.md), where Snakemake's validate prints the schema.
     check_schema(config, Path(workflow.basedir, "workflow/schemas/config.schema.yaml"))
@@ -27,10 +28,11 @@ def load_experiment():
     # Resolving the grid resolves every run's config, so a bad override fails before
     # any job starts, naming its key.
     experiment.runs
-    reference = Experiment.from_file(
-        Path(workflow.basedir) / "config" / "config.yaml", scale=experiment.scale_name
-    )
-    return experiment, reference
+    shipped = Path(workflow.basedir) / "config" / "config.yaml"
+    # A scale that only a --configfile defines has no full grid in config.yaml.
+    if experiment.scale_name not in read_yaml(shipped)["scales"]:
+        return experiment, None
+    return experiment, Experiment.from_file(shipped, scale=experiment.scale_name)
 
 
 try:
