@@ -207,7 +207,7 @@ def test_workflow_on_slurm_with_a_cancelled_training_job(cluster, tmp_path):
     # Training took the SIGTERM: it wrote its checkpoint and exited 143 (not killed,
     # 137), and the retried job resumed from the checkpoint instead of starting over.
     cancelled_log = Path(submitted[cancelled["job"]]).read_text()
-    assert "returned non-zero exit status 143" in cancelled_log, cancelled_log[-3000:]
+    assert "wmrobust train exited 143" in cancelled_log, cancelled_log[-3000:]
     train_log = one_path(remote, CANCELLED_LOG).read_text()
     resumed = re.search(r"resuming from checkpoint at frames (\d+)", train_log)
     assert resumed, f"{CANCELLED_LOG} does not say the retry resumed:\n{train_log[-3000:]}"
