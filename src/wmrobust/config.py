@@ -38,7 +38,7 @@ class TrainConfig:
     frames: int = 500_000
     """Total env frames (agent steps x action repeat) to train for."""
     prefill_frames: int = 5_000
-    """Env frames collected with uniform random actions before learning starts."""
+    """Env frames collected with uniform random actions; learning starts after them, but no earlier than the end of the first episode (replay holds finished episodes only)."""
     train_ratio: float = 160.0
     """Replayed steps (batch_size x batch_length) per agent step; sets the update rate (DreamerV2: 16x50 every 5 steps = 160)."""
     pretrain: int = 100
