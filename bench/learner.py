@@ -112,7 +112,7 @@ def measure(preset: str, size: str, jacobian: str, precision: str, batch: int, l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=["tiny", "small", "S", "default"])
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], choices=["tiny", "small", "1m", "S", "default"])
     parser.add_argument("--preset", default="dreamerv3", choices=["dreamerv2", "dreamerv3"])
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=64)
@@ -140,7 +140,7 @@ def main() -> None:
     rows, loads = [], [os.getloadavg()[0]]
     for obs in args.obs:
         for size in args.sizes:
-            repeats = args.repeats or (10 if size in ("tiny", "small") else 3)
+            repeats = args.repeats or (10 if size in ("tiny", "small", "1m") else 3)
             for precision in args.precisions:
                 jacobians = args.jacobians or ["none", "projection"] + (["exact"] if size in ("tiny", "small") else [])
                 for jacobian in jacobians:
