@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from wmrobust import claims, stats
-from wmrobust.artifacts.spec import Spec, family_order, restrict, spec_order
+from wmrobust.artifacts.spec import Spec, family_order, plural, restrict, spec_order
 from wmrobust.artifacts.style import FRAMES_FORMAT, Style, finish_figure, line_kw, no_data, set_style, variant_styles
 
 FAMILY_UNITS = {
@@ -383,7 +383,8 @@ def plot_learning(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
             for _, s in ref[ref["stat"] == "seed"].groupby("seed"):
                 ax.plot(s["frames"], s["return"], color="0.6", lw=0.8, marker="o", ms=3, label=f"{PUBLISHED_LABEL}: seeds")
             iqm = ref[ref["stat"] == "iqm"]
-            ax.plot(iqm["frames"], iqm["return"], color="0.45", ls="--", lw=2, label=f"{PUBLISHED_LABEL}: IQM")
+            if not iqm.empty:
+                ax.plot(iqm["frames"], iqm["return"], color="0.45", ls="--", lw=2, label=f"{PUBLISHED_LABEL}: IQM")
             style, mine = styles[variant], ours[(ours["task"] == task) & (ours["variant"] == variant)]
             for _, s in mine[mine["stat"] == "seed"].groupby("seed"):
                 ax.plot(s["frames"], s["return"], color=style.color, lw=0.8, alpha=0.5,
@@ -410,8 +411,9 @@ def learning_notes(runs: pd.DataFrame, summary: pd.DataFrame, spec: Spec) -> lis
         notes.append(
             f"{task}, ours: {r['agent.preset']} preset at size {r['agent.size']} from {r['env.obs']}, train ratio "
             f"{float(r['train.train_ratio']):g}, batch {int(r['train.batch_size'])}x{int(r['train.batch_length'])}, "
-            f"imagination from {starts} states; evaluation return: mean of {int(r['train.eval_episodes'])} "
-            f"policy-mode episodes every {int(r['train.eval_every_frames']):,} env frames."
+            f"imagination from {starts} states; evaluation return: mean of "
+            f"{plural(int(r['train.eval_episodes']), 'policy-mode episode')} every "
+            f"{int(r['train.eval_every_frames']):,} env frames."
         )
         ref = summary[(summary["source"] == "published") & (summary["task"] == task)]
         if ref.empty:
