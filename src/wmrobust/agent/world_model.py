@@ -55,7 +55,10 @@ class BlockLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(blocks, inp, out).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.unsqueeze(-2) @ self.weight).squeeze(-2)
+        # One matmul per block over all leading positions (a broadcast matmul per position
+        # would expand the weights to every position in the backward pass).
+        blocks = x.reshape(-1, *x.shape[-2:]).transpose(0, 1)  # (blocks, positions, inp)
+        return torch.bmm(blocks, self.weight).transpose(0, 1).reshape(*x.shape[:-1], -1)
 
 
 class RSSM(nn.Module):
