@@ -83,10 +83,10 @@ def test_env_task_and_camera_checked_by_the_config(env, key):
     ("train.batch_length=600", "train.batch_length: 600 is longer than an episode"),
 ])
 def test_train_refuses_bad_env_before_writing_anything(tmp_path, capsys, setting, message):
-    from wmrobust.train import cli
+    from wmrobust.cli import main
 
     run_dir = tmp_path / "D"
-    assert cli("train", ["--run-dir", str(run_dir), "--set", setting]) == 2
+    assert main(["train", "--run-dir", str(run_dir), "--set", setting]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not run_dir.exists()
@@ -96,7 +96,9 @@ def test_corrupt_replay_episode_names_the_file_and_the_fix(tmp_path, capsys, mon
     import wmrobust.train as train_module
     from test_train import FakeEnv, tiny
 
-    from wmrobust.train import CheckpointError, cli, train
+    from wmrobust.checkpoint import CheckpointError
+    from wmrobust.cli import main
+    from wmrobust.train import train
 
     with pytest.raises(SystemExit):
         train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv, _stop_after_frames=100)
@@ -113,27 +115,27 @@ def test_corrupt_replay_episode_names_the_file_and_the_fix(tmp_path, capsys, mon
                                     "train.train_ratio": 32, "train.eval_every_frames": 100,
                                     "train.checkpoint_every_seconds": 0}.items()]
     argv = ["--run-dir", str(tmp_path)] + [x for s in sets for x in ("--set", s)] + ["--device", "cpu"]
-    assert cli("train", argv) == 2
+    assert main(["train", *argv]) == 2
     err = capsys.readouterr().err
     assert episode.name in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_corrupt_status_json_is_named(tmp_path):
+    from wmrobust import rundir
     from wmrobust.aggregate import _commits
-    from wmrobust.plan import run_state
 
     status = tmp_path / "status.json"
     status.write_text('{"status": "fini')
     with pytest.raises(ValueError, match=r"status\.json: not a valid JSON object"):
         _commits([status])
-    assert run_state(tmp_path)["state"] == "corrupt"
+    assert rundir.state(tmp_path)["state"] == "corrupt"
 
 
 def test_evaluate_refuses_an_unknown_output_format_before_running(tmp_path, capsys):
-    from wmrobust.evaluate import cli
+    from wmrobust.cli import main
 
     # The run directory does not even exist: the output is checked first, before any episode.
-    assert cli("evaluate", ["--run-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "x.txt"),
+    assert main(["evaluate", "--run-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "x.txt"),
                             "--variant", "baseline", "--conditions", "clean"]) == 2
     err = capsys.readouterr().err
     assert "x.txt: unsupported table format '.txt'" in err and "Traceback" not in err
@@ -192,9 +194,9 @@ def test_non_finite_numbers_refused_naming_the_key(value):
 
 
 def test_train_refuses_nan_from_the_command_line(tmp_path, capsys):
-    from wmrobust.train import cli
+    from wmrobust.cli import main
 
-    assert cli("train", ["--run-dir", str(tmp_path / "D"), "--set", "agent.jacobian.weight=nan"]) == 2
+    assert main(["train", "--run-dir", str(tmp_path / "D"), "--set", "agent.jacobian.weight=nan"]) == 2
     err = capsys.readouterr().err
     assert "agent.jacobian.weight: expected a finite number" in err and not (tmp_path / "D").exists()
 
@@ -298,17 +300,17 @@ def test_grids_their_jobs_would_refuse_are_refused_at_dag_build(overrides, messa
 def test_clean_stop_says_stopped_and_resumable(tmp_path):
     from test_train import FakeEnv, tiny
 
-    from wmrobust.plan import run_state
-    from wmrobust.train import EXIT_PREEMPTED, read_status, train
+    from wmrobust import rundir
+    from wmrobust.train import EXIT_PREEMPTED, train
 
     with pytest.raises(SystemExit) as info:
         train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv, _stop_after_frames=60)
     assert info.value.code == EXIT_PREEMPTED
-    status = read_status(tmp_path / "status.json")
+    status = rundir.read_status(tmp_path)
     assert status["status"] == "stopped" and status["resumable"] is True
-    assert run_state(tmp_path)["state"] == "stopped"
+    assert rundir.state(tmp_path)["state"] == "stopped"
     assert train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv) == "finished"
-    status = read_status(tmp_path / "status.json")
+    status = rundir.read_status(tmp_path)
     assert status["status"] == "finished" and status["resumable"] is False
 
 

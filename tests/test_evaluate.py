@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from wmrobust.evaluate import cli, collect, evaluate, protocol_conditions
+from wmrobust.cli import main
+from wmrobust.evaluate import collect, evaluate, protocol_conditions
 from wmrobust.io import file_digest, provenance_path
 
 SEEDS = [1_000_000, 1_000_001]
@@ -26,7 +27,7 @@ def test_rows_and_columns(tiny_run, tmp_path, capsys):
     out = tmp_path / "eval.parquet"
     args = ["--run-dir", str(tiny_run), "--out", str(out), "--variant", "baseline", "--conditions", *CONDITIONS,
             "--episode-seeds", *map(str, SEEDS), "--episode-frames", "40"]
-    assert cli("evaluate", args) == 0
+    assert main(["evaluate", *args]) == 0
     df = pd.read_parquet(out)
     assert list(df.columns) == COLUMNS
     assert len(df) == 4 * len(SEEDS)
@@ -80,7 +81,7 @@ def test_protocol_conditions():
 def test_bad_specs(tiny_run, tmp_path, capsys, conditions, message):
     args = ["--run-dir", str(tiny_run), "--out", str(tmp_path / "x.parquet"), "--variant", "b",
             "--conditions", *conditions, "--episodes", "1"]
-    assert cli("evaluate", args) == 2
+    assert main(["evaluate", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "x.parquet").exists()
@@ -107,7 +108,7 @@ def test_broken_run_dirs_name_the_path(tiny_run, copy_run, tmp_path, capsys, wha
     run_dir, culprit = _break(copy_run(tiny_run), what)
     args = ["--run-dir", str(run_dir), "--out", str(tmp_path / "out.parquet"), "--episodes", "1",
             "--episode-frames", "20"] + (["--variant", "b", "--conditions", "clean"] if command == "evaluate" else [])
-    assert cli(command, args) == 2
+    assert main([command, *args]) == 2
     err = capsys.readouterr().err
     assert str(culprit) in err and err.count("\n") == 1 and "Traceback" not in err
 
@@ -162,7 +163,7 @@ def test_config_edited_after_training_is_refused(tiny_run, copy_run, tmp_path, c
     config.write_text(config.read_text().replace("seed: 0", "seed: 4"))
     args = ["--run-dir", str(run_dir), "--out", str(tmp_path / "out.parquet"), "--episodes", "1",
             "--episode-frames", "20", "--variant", "b", "--conditions", "clean"]
-    assert cli("evaluate", args) == 2
+    assert main(["evaluate", *args]) == 2
     err = capsys.readouterr().err
     assert f"{config}: its run id" in err and "was config.yaml edited?" in err and err.count("\n") == 1
 
@@ -175,7 +176,7 @@ def test_a_replaced_model_is_refused(tiny_run, copy_run, tmp_path, capsys):
     torch.save(state, run_dir / "model.pt")
     args = ["--run-dir", str(run_dir), "--out", str(tmp_path / "out.parquet"), "--episodes", "1",
             "--episode-frames", "20", "--variant", "b", "--conditions", "clean"]
-    assert cli("evaluate", args) == 2
+    assert main(["evaluate", *args]) == 2
     err = capsys.readouterr().err
     assert f"{run_dir / 'model.pt'}: not the model this run saved" in err and err.count("\n") == 1
     assert not (tmp_path / "out.parquet").exists()

@@ -13,8 +13,8 @@ import pytest
 from wmrobust.aggregate import aggregate
 from wmrobust.config import resolve, save_yaml
 from wmrobust.io import atomic_path, provenance_path, read_table, write_table
-from wmrobust.plan import cli as plan_cli
-from wmrobust.plan import run_states
+from wmrobust import rundir
+from wmrobust.cli import main
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
@@ -101,25 +101,25 @@ def test_status_classifies_runs(tmp_path, capsys):
     status = json.loads((alive / "status.json").read_text())
     status.update(pid=os.getpid(), host=None)
     (alive / "status.json").write_text(json.dumps(status))
-    states = {(r["variant"], r["seed"]): r["state"] for r in run_states(results / "smoke")}
+    states = {(r["variant"], r["seed"]): r["state"] for r in rundir.scan(results / "smoke" / "runs")}
     assert states == {("baseline", "seed0"): "finished", ("nzd", "seed0"): "diverged",
                       ("zd5", "seed0"): "resumable", ("zd5", "seed1"): "running"}
-    assert plan_cli("status", [str(results)]) == 0
+    assert main(["status", str(results)]) == 0
     assert "1 diverged, 1 finished, 1 resumable, 1 running" in capsys.readouterr().out
-    assert plan_cli("status", [str(results / "smoke")]) == 0  # one scale's folder
+    assert main(["status", str(results / "smoke")]) == 0  # one scale's folder
     assert "1 diverged, 1 finished, 1 resumable, 1 running" in capsys.readouterr().out
 
 
 def test_status_finds_run_directories_anywhere(tmp_path, capsys):
     run = tmp_path / "manual" / "run"
     shutil.copytree(fake_run(tmp_path / "elsewhere", "walker_walk", "baseline", 0), run)
-    assert plan_cli("status", [str(tmp_path / "manual")]) == 0
+    assert main(["status", str(tmp_path / "manual")]) == 0
     out = capsys.readouterr().out
     assert str(run) in out and "finished" in out and json.loads((run / "status.json").read_text())["config_hash"] in out
 
 
 def test_plan_refuses_unknown_scale(capsys):
-    assert plan_cli("plan", ["--scale", "huge"]) == 2
+    assert main(["plan", "--scale", "huge"]) == 2
     assert "scale: 'huge'" in capsys.readouterr().err
 
 
@@ -167,7 +167,7 @@ def test_plan_shows_the_grid_progress_and_the_hours_left(tmp_path, capsys):
     assert states[:3] == ["finished", "cached", "stopped"] and set(states[3:]) == {"to do"}
     assert progress["spent"] == pytest.approx(4.5) and progress["per_run"] == pytest.approx(2.0)
     assert progress["left"] == pytest.approx(2.0 * (len(runs) - 3) + 2.0 * 0.75)  # the stopped run is 1/4 done
-    assert plan_cli("plan", ["--scale", "local", "--results", str(tmp_path / "results"),
+    assert main(["plan", "--scale", "local", "--results", str(tmp_path / "results"),
                              "--cache", str(tmp_path / "cache"), "--cores", "2"]) == 0
     out = capsys.readouterr().out
     assert f"grid progress: 1 cached, 1 finished, 1 stopped, {len(runs) - 3} to do" in out

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wmrobust.rollout import cli, rollout, windows
+from wmrobust.cli import main
+from wmrobust.rollout import rollout, windows
 
 IDENTITY = ["task", "variant", "seed", "preset", "latent_error", "sigma2", "lambda"]
 
@@ -54,7 +55,7 @@ def test_diverged_run_gives_nan_rows(tiny_run, heldout, copy_run, tmp_path):
 
 
 def _cli(run_dir, heldout, tmp_path, *extra):
-    return cli("rollout", ["--run-dir", str(run_dir), "--heldout", str(heldout), "--out", str(tmp_path / "e.parquet"),
+    return main(["rollout", "--run-dir", str(run_dir), "--heldout", str(heldout), "--out", str(tmp_path / "e.parquet"),
                            "--jacobian-out", str(tmp_path / "j.parquet"), "--variant", "baseline", *extra])
 
 

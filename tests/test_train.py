@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
+from wmrobust.checkpoint import CheckpointError
+from wmrobust.cli import main
 from wmrobust.config import ConfigError, resolve
-from wmrobust.train import CheckpointError, EXIT_PREEMPTED, cli, parse_sets, train
+from wmrobust.rundir import RunError
+from wmrobust.train import EXIT_PREEMPTED, parse_sets, train
 
 
 class FakeEnv:
@@ -136,7 +139,7 @@ def test_cli_diverged_exits_zero(tmp_path, monkeypatch, capsys):
             "--set", "env.episode_frames=40", "--set", "agent.size=tiny", "--set", "agent.model_lr=1e30",
             "--set", "train.frames=200", "--set", "train.prefill_frames=40", "--set", "train.train_ratio=32",
             "--device", "cpu"]
-    assert cli("train", argv) == 0
+    assert main(["train", *argv]) == 0
     assert json.loads((tmp_path / "status.json").read_text())["status"] == "diverged"
 
 
@@ -148,7 +151,7 @@ def test_cli_diverged_exits_zero(tmp_path, monkeypatch, capsys):
     ("agent.size=XL", "agent.size"),
 ])
 def test_bad_config_refused_naming_key(tmp_path, capsys, setting, key):
-    assert cli("train", ["--run-dir", str(tmp_path), "--set", setting]) == 2
+    assert main(["train", "--run-dir", str(tmp_path), "--set", setting]) == 2
     err = capsys.readouterr().err
     assert key in err and "Traceback" not in err
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -219,15 +222,15 @@ def test_finished_run_is_checked_before_it_counts_as_finished(tmp_path):
     (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace("seed: 1", "seed: 0"))
     model = tmp_path / "model.pt"
     model.write_bytes(model.read_bytes()[:100])  # truncated
-    with pytest.raises(CheckpointError, match="model.pt: not the model this run saved"):
+    with pytest.raises(RunError, match="model.pt: not the model this run saved"):
         train(cfg, tmp_path, progress=False, _env_fn=FakeEnv)
     assert (tmp_path / "metrics.parquet").exists()  # nothing was deleted
 
 
 def test_a_run_directory_in_training_is_refused_to_a_second_trainer(tmp_path):
-    from wmrobust.train import run_lock
+    from wmrobust import rundir
 
-    with run_lock(tmp_path):  # as another process training it would hold it
+    with rundir.lock(tmp_path):  # as another process training it would hold it
         with pytest.raises(ConfigError, match=rf"{tmp_path}: already being trained by process \d+"):
             train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv)
     assert not (tmp_path / "status.json").exists()
@@ -237,7 +240,7 @@ def test_a_run_directory_in_training_is_refused_to_a_second_trainer(tmp_path):
 def test_run_dir_that_is_a_file_is_refused(tmp_path, capsys):
     path = tmp_path / "file"
     path.write_text("x")
-    assert cli("train", ["--run-dir", str(path), "--set", "agent.size=tiny"]) == 2
+    assert main(["train", "--run-dir", str(path), "--set", "agent.size=tiny"]) == 2
     err = capsys.readouterr().err
     assert f"--run-dir {path}: not a directory" in err and "Traceback" not in err
 

@@ -16,15 +16,15 @@ from typing import Any
 import pandas as pd
 
 from wmrobust.config import flatten, to_dict
-from wmrobust.evaluate import load_run
 from wmrobust.io import provenance_path, read_table, write_table
+from wmrobust.rundir import METRICS, STATUS, load_trained, read_status
 
 RUN_SOURCES = ("curves", "runs")
 
 
 def run_rows(run_dir: Path, variant: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """A run's summary row (identity, status, every hyperparameter) and its training curve."""
-    run = load_run(run_dir)
+    run = load_trained(run_dir)
     cfg, status = run.cfg, run.status
     identity = cfg.identity(variant)
     diverged_at = status.get("diverged_at") or {}
@@ -37,23 +37,33 @@ def run_rows(run_dir: Path, variant: str) -> tuple[dict[str, Any], pd.DataFrame]
         # parquet columns hold scalars: ranges such as mu_range become JSON text
         **{k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(to_dict(cfg)).items()},
     }
-    metrics = read_table(run_dir / "metrics.parquet")
+    metrics = read_table(run_dir / METRICS)
     curve = metrics.loc[metrics["split"].isin(["train", "eval"]), ["frames", "split", "return"]]
     curve = curve.assign(**identity, status=status["status"])
     return summary, curve[list(identity) + ["frames", "split", "return", "status"]]
 
 
-def check_producer(path: Path, rid: str) -> None:
-    """Refuse a per-run table whose provenance names another run than ``rid`` (or none)."""
+def read_provenance(path: Path) -> dict[str, Any] | None:
+    """The provenance beside a table (None if it has none), or a ValueError naming a corrupt one."""
     meta = provenance_path(path)
     try:
-        produced_by = json.loads(meta.read_text()).get("config_hash")
+        data = json.loads(meta.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{meta}: missing, so {path.name} cannot be traced to run {rid}; "
-                         f"delete {path} and rerun the job that writes it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
-        raise ValueError(f"{meta}: not a valid JSON object ({err}); delete it and rerun the job "
-                         f"that writes it") from None
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        data = err
+    if not isinstance(data, dict):
+        raise ValueError(f"{meta}: not a valid JSON object ({data}); delete it and rerun the job that writes it")
+    return data
+
+
+def check_producer(path: Path, rid: str) -> None:
+    """Refuse a per-run table whose provenance names another run than ``rid`` (or none)."""
+    meta = read_provenance(path)
+    if meta is None:
+        raise ValueError(f"{provenance_path(path)}: missing, so {path.name} cannot be traced to run {rid}; "
+                         f"delete {path} and rerun the job that writes it")
+    produced_by = meta.get("config_hash")
     if produced_by != rid:
         raise ValueError(f"{path}: its provenance says run {produced_by!r} produced it, not run {rid}; "
                          f"delete it and rerun the job that writes it")
@@ -63,15 +73,9 @@ def _commits(paths: list[Path]) -> list[str]:
     """Git commits recorded beside (tables) or inside (status.json) the inputs."""
     commits = set()
     for path in paths:
-        meta = path if path.name == "status.json" else provenance_path(path)
-        if meta.exists():
-            try:
-                commit = json.loads(meta.read_text()).get("git_commit")
-            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
-                raise ValueError(f"{meta}: not a valid JSON object ({err}); delete it and rerun the job "
-                                 f"that writes it") from None
-            if commit:
-                commits.add(commit)
+        meta = (read_status(path.parent) if path.name == STATUS else read_provenance(path)) or {}
+        if meta.get("git_commit"):
+            commits.add(meta["git_commit"])
     return sorted(commits)
 
 
@@ -81,7 +85,7 @@ def aggregate(
     """Build the `source` table of an artifact from its inputs (ordered as ``runs``)."""
     paths = [Path(p) for p in inputs]
     if source in RUN_SOURCES:
-        run_dirs = [p.parent for p in paths if p.name == "status.json"]
+        run_dirs = [p.parent for p in paths if p.name == STATUS]
         if len(run_dirs) != len(runs):
             raise ValueError(f"aggregate {source}: {len(run_dirs)} run directories for {len(runs)} runs")
         rows = [run_rows(d, r["variant"]) for d, r in zip(run_dirs, runs)]

@@ -17,32 +17,27 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 
-from wmrobust.config import ConfigError
-from wmrobust.experiment import Experiment, Run
-from wmrobust.plan import run_state
-
-FINISHED = ("finished", "diverged")
-"""Run states whose results are final, and so may be shipped."""
+from wmrobust import rundir
+from wmrobust.experiment import Experiment, GridRun
 
 
-def run_files(exp: Experiment, run: Run, sources: set[str]) -> list[str]:
+def run_files(exp: Experiment, run: GridRun, sources: set[str]) -> list[str]:
     """Paths (relative to a scale's folder) of what the cache holds for a run whose results
     feed the aggregated ``sources`` (curves, runs, eval, rollout, jacobian)."""
-    tables = [f"runs/{run.path}/metrics.parquet"]
+    tables = [f"runs/{run.path}/{rundir.METRICS}"]
     if "eval" in sources:
         tables.append(exp.result_file("eval", run))
     if sources & {"rollout", "jacobian"}:  # one job writes both
         tables += [exp.result_file("rollout", run), exp.result_file("jacobian", run)]
-    return ([f"runs/{run.path}/config.yaml", f"runs/{run.path}/status.json"]
+    return ([f"runs/{run.path}/{rundir.CONFIG}", f"runs/{run.path}/{rundir.STATUS}"]
             + tables + [f"{t}.provenance.json" for t in tables])
 
 
-def run_sources(exp: Experiment) -> dict[Run, set[str]]:
+def run_sources(exp: Experiment) -> dict[GridRun, set[str]]:
     """Every run of the grid with the aggregated sources its artifacts read from it."""
-    needed: dict[Run, set[str]] = {}
+    needed: dict[GridRun, set[str]] = {}
     for artifact in exp.artifact_ids:
         for run in exp.artifact_runs(artifact):
             needed.setdefault(run, set()).update(exp.artifact_sources(artifact))
@@ -58,7 +53,7 @@ def source(results: str, cache: str, relative: str, use_cache: bool = True) -> s
     return own
 
 
-def export(exp: Experiment, results: Path, cache: Path) -> tuple[list[Run], list[Run]]:
+def export(exp: Experiment, results: Path, cache: Path) -> tuple[list[GridRun], list[GridRun]]:
     """Copy the results of every finished run of ``exp``'s grid from ``results`` into
     ``cache``; returns (exported runs, runs left out because their results are incomplete).
 
@@ -68,7 +63,7 @@ def export(exp: Experiment, results: Path, cache: Path) -> tuple[list[Run], list
     done, missing = [], []
     for run, sources in run_sources(exp).items():
         files = run_files(exp, run, sources)
-        if run_state(results / "runs" / run.path)["state"] not in FINISHED or not all(
+        if rundir.state(results / "runs" / run.path)["state"] not in rundir.ENDED or not all(
             (results / f).exists() for f in files
         ):
             missing.append(run)
@@ -94,11 +89,7 @@ def cli(command: str, argv: list[str]) -> int:
     parser.add_argument("--results", default="results", help="results root, one folder per scale (default: %(default)s)")
     parser.add_argument("--cache", default="cache", help="cache root, one folder per scale (default: %(default)s)")
     args = parser.parse_args(argv)
-    try:
-        exp = Experiment.from_file(args.config, **({"scale": args.scale} if args.scale else {}))
-    except ConfigError as err:
-        print(f"wmrobust cache: {err}", file=sys.stderr)
-        return 2
+    exp = Experiment.from_file(args.config, **({"scale": args.scale} if args.scale else {}))
     scale = exp.scale_name
     done, missing = export(exp, Path(args.results) / scale, Path(args.cache) / scale)
     print(f"{len(done)} of {len(done) + len(missing)} runs of scale {scale!r} in {args.cache}/{scale}/")

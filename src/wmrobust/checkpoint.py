@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from wmrobust.errors import UserError
 from wmrobust.io import atomic_path
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint is unreadable or belongs to another config; the message names the file."""
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from wmrobust.errors import UserError
+
 COMMANDS = {
     "train": ("wmrobust.train", "train one run into a run directory (resumable)"),
     "evaluate": ("wmrobust.evaluate", "evaluate a trained run under perturbation conditions"),
@@ -44,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wmrobust {name}: {gl_problem()}", file=sys.stderr)
             return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.cli(name, rest) or 0)
+    try:
+        return int(module.cli(name, rest) or 0)
+    except UserError as err:  # YAML and torch messages span several lines
+        print(f"wmrobust {name}: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

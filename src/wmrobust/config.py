@@ -25,9 +25,10 @@ import yaml
 
 from wmrobust.agent.config import AgentConfig, preset_overlays
 from wmrobust.envs.config import EnvConfig
+from wmrobust.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration value or key is invalid; the message names it."""
 
 

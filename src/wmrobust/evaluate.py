@@ -8,100 +8,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from wmrobust.config import ConfigError, RunConfig, load_yaml
 from wmrobust.envs.config import EnvConfig
 from wmrobust.episodes import AgentPolicy, Job, RandomPolicy, run_episodes
-from wmrobust.io import atomic_path, check_model, write_table
+from wmrobust.io import atomic_path, write_table
 from wmrobust.perturb import LEVELS, Condition, SpecError, parse_condition
+from wmrobust.rundir import RunError, TrainedRun, load_agent, load_trained
 
 EVALUATION_SEED_BASE = 1_000_000
 """Episode k of every condition uses seed base + k (config/config.yaml: evaluation_seed_base)."""
 
 
-class RunError(ValueError):
-    """A run directory that cannot be evaluated (missing or corrupt files); the message names the path."""
-
-
-# ---------------------------------------------------------------------------
-# Run directories.
-
-
-@dataclass(frozen=True)
-class Run:
-    """What evaluate, collect and rollout read from a run directory."""
-
-    path: Path
-    cfg: RunConfig
-    status: dict[str, Any]
-
-    @property
-    def diverged(self) -> bool:
-        return self.status["status"] == "diverged"
-
-    @property
-    def model_path(self) -> Path:
-        return self.path / "model.pt"
-
-
-def load_run(run_dir: Path) -> Run:
-    """The run's config and status; refuses missing, corrupt or unfinished runs (RunError)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: no such run directory")
-    try:
-        cfg = load_yaml(run_dir / "config.yaml")
-    except ConfigError as err:
-        raise RunError(str(err)) from None
-    status_path = run_dir / "status.json"
-    try:
-        status = json.loads(status_path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{status_path}: no such status file (has the run started?)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunError(f"{status_path}: not valid JSON ({err})") from None
-    state = status.get("status") if isinstance(status, dict) else None
-    if state not in ("finished", "diverged"):
-        raise RunError(f"{status_path}: status is {state!r}; only finished or diverged runs can be evaluated")
-    check_identity(run_dir, cfg, status)
-    return Run(run_dir, cfg, status)
-
-
-def check_identity(run_dir: Path, cfg: RunConfig, status: dict[str, Any]) -> None:
-    """Refuse a run whose config.yaml is not the config it was trained with: its hash must
-    equal status.json's and, for a workflow directory ``seed<k>-<id>``, the id in its name."""
-    rid = cfg.hash()
-    if status.get("config_hash") != rid:
-        raise RunError(f"{run_dir / 'config.yaml'}: its run id {rid} is not the trained run's "
-                       f"{status.get('config_hash')!r} (status.json); was config.yaml edited?")
-    prefix, sep, named = run_dir.name.rpartition("-")
-    if sep and prefix.startswith("seed") and len(named) == len(rid) and named != rid:
-        raise RunError(f"{run_dir}: the directory names run id {named}, its config.yaml has {rid}")
-
-
-def load_agent(run: Run, obs_space: dict, act_dim: int):
-    """The run's final agent on CPU, or RunError naming model.pt."""
-    from wmrobust.agent import Agent
-
-    problem = check_model(run.path, run.status)
-    if problem:
-        raise RunError(problem)
-    try:
-        return Agent.load(run.model_path, obs_space, act_dim, run.cfg.agent, "cpu")
-    except (FileNotFoundError, ValueError) as err:
-        raise RunError(str(err)) from None
-
-
-def env_config(run: Run, episode_frames: int | None) -> EnvConfig:
+def env_config(run: TrainedRun, episode_frames: int | None) -> EnvConfig:
     """The run's env, with the episode length overridden when given."""
     if episode_frames is None:
         return run.cfg.env
@@ -180,7 +103,7 @@ def evaluate(run_dir: Path, out: Path, *, variant: str, conditions: list[str], e
     with NaN returns, without loading its model."""
     if Path(out).suffix not in (".parquet", ".csv"):  # before any episode runs
         raise SpecError(f"--out {out}: unsupported table format {Path(out).suffix!r} (use .parquet or .csv)")
-    run = load_run(run_dir)
+    run = load_trained(run_dir)
     cfg = env_config(run, episode_frames)
     parsed = parse_conditions(conditions, cfg.obs)
     seeds = check_seeds(episode_seeds)
@@ -212,7 +135,7 @@ def collect(run_dir: Path, out: Path, *, episode_seeds: list[int], episode_frame
 
     A diverged run is still collected with its weights when they are finite (they are
     its last finite weights); otherwise with uniform random actions, with a warning."""
-    run = load_run(run_dir)
+    run = load_trained(run_dir)
     cfg = env_config(run, episode_frames)
     seeds = check_seeds(episode_seeds)
     obs_space, act_dim = env_spaces(cfg)
@@ -246,11 +169,6 @@ def collect(run_dir: Path, out: Path, *, episode_seeds: list[int], episode_frame
 # Command line.
 
 
-def one_line(err: Exception) -> str:
-    """The error message on one line (YAML and torch errors span several)."""
-    return " ".join(str(err).split())
-
-
 def _parser(command: str) -> argparse.ArgumentParser:
     what = ("evaluate a trained run under perturbation conditions" if command == "evaluate"
             else "collect held-out episodes with a run's final policy (clean env, mode actions)")
@@ -274,22 +192,18 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 def cli(command: str, argv: list[str]) -> int:
     args = _parser(command).parse_args(argv)
-    try:
-        if args.workers < 1:
-            raise SpecError(f"--workers {args.workers} must be >= 1")
-        if args.episodes < 1:
-            raise SpecError(f"--episodes {args.episodes} must be >= 1")
-        seeds = args.episode_seeds or evaluation_seeds(args.episodes)
-        if command == "evaluate":
-            conditions = args.conditions
-            if conditions is None:
-                conditions = protocol_conditions(load_run(args.run_dir).cfg.env.obs)
-            evaluate(args.run_dir, args.out, variant=args.variant, conditions=conditions, episode_seeds=seeds,
-                     episode_frames=args.episode_frames, workers=args.workers)
-        else:
-            collect(args.run_dir, args.out, episode_seeds=seeds, episode_frames=args.episode_frames,
-                    workers=args.workers)
-    except (RunError, SpecError) as err:
-        print(f"wmrobust {command}: {one_line(err)}", file=sys.stderr)
-        return 2
+    if args.workers < 1:
+        raise SpecError(f"--workers {args.workers} must be >= 1")
+    if args.episodes < 1:
+        raise SpecError(f"--episodes {args.episodes} must be >= 1")
+    seeds = args.episode_seeds or evaluation_seeds(args.episodes)
+    if command == "evaluate":
+        conditions = args.conditions
+        if conditions is None:
+            conditions = protocol_conditions(load_trained(args.run_dir).cfg.env.obs)
+        evaluate(args.run_dir, args.out, variant=args.variant, conditions=conditions, episode_seeds=seeds,
+                 episode_frames=args.episode_frames, workers=args.workers)
+    else:
+        collect(args.run_dir, args.out, episode_seeds=seeds, episode_frames=args.episode_frames,
+                workers=args.workers)
     return 0

@@ -18,14 +18,15 @@ from typing import Any
 from wmrobust.config import ConfigError, RunConfig, merge, parse_number, read_yaml, resolve, seed_problem
 from wmrobust.envs.config import TASK_CAMERAS
 from wmrobust.perturb.spec import FAMILIES, IMAGE_ONLY, Perturbation, SpecError
+from wmrobust.rundir import run_path
 
 SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 @dataclass(frozen=True, order=True)
-class Run:
-    """One training run: where it sits in the grid (task, variant, seed) and what it is
+class GridRun:
+    """One training run of the grid: where it sits (task, variant, seed) and what it is
     (``rid``, the hash of its resolved config: wmrobust.config.config_hash)."""
 
     task: str
@@ -35,8 +36,8 @@ class Run:
 
     @property
     def path(self) -> str:
-        """``<task>/<variant>/seed<k>-<rid>``: a changed config is a new directory beside the old."""
-        return f"{self.task}/{self.variant}/seed{self.seed}-{self.rid}"
+        """Its folder below ``runs/`` and each later stage's folder (rundir.LAYOUT)."""
+        return run_path(self.task, self.variant, self.seed, self.rid)
 
 
 class Experiment:
@@ -208,14 +209,14 @@ class Experiment:
             if variant in self.variant_filter
         ]
 
-    def artifact_runs(self, artifact_id: str) -> list[Run]:
+    def artifact_runs(self, artifact_id: str) -> list[GridRun]:
         """The runs an artifact reads at this scale (`all`: every run of the scale)."""
         if self.artifact(artifact_id)["runs"] == "all":
             return self.runs
         return [self.run(t, v, s) for t, v in self._declared_runs(artifact_id) for s in self.seeds]
 
     @cached_property
-    def runs(self) -> list[Run]:
+    def runs(self) -> list[GridRun]:
         """Every run the scale's artifacts need, in a stable order; refuses an empty grid,
         naming the selection that emptied it, and stage settings its runs cannot meet."""
         wanted = self.scale["artifacts"]
@@ -227,11 +228,11 @@ class Experiment:
         self._check_stages(ids, pairs, runs)
         return runs
 
-    def _check_stages(self, ids: list[str], pairs: set[tuple[str, str]], runs: list[Run]) -> None:
+    def _check_stages(self, ids: list[str], pairs: set[tuple[str, str]], runs: list[GridRun]) -> None:
         """Refuse, at DAG build, evaluation conditions and rollout lengths that the evaluate
         and rollout jobs of the grid's runs would refuse, naming the key."""
 
-        def reading(source: str) -> list[Run]:
+        def reading(source: str) -> list[GridRun]:
             needed = {pair for a in ids if source in self.artifact_sources(a)
                       for pair in (pairs if self.artifact(a)["runs"] == "all" else self._declared_runs(a))}
             return [r for r in runs if (r.task, r.variant) in needed]
@@ -273,9 +274,9 @@ class Experiment:
         return (f"scales.{self.scale_name}.tasks: {self.scale['tasks']} has no task that the scale's "
                 f"artifacts use ({', '.join(used_tasks)})")
 
-    def run(self, task: str, variant: str, seed: int) -> Run:
+    def run(self, task: str, variant: str, seed: int) -> GridRun:
         """The run at (task, variant, seed), identified by the hash of its resolved config."""
-        return Run(task, variant, int(seed), self.run_config(task, variant, seed).hash())
+        return GridRun(task, variant, int(seed), self.run_config(task, variant, seed).hash())
 
     def artifact_variants(self, artifact_id: str) -> list[str]:
         """Variant names in the artifact's declared order (plot order)."""
@@ -289,13 +290,6 @@ class Experiment:
 
     def artifact_output_kind(self, artifact_id: str) -> str:
         return self.artifact(artifact_id)["output"]
-
-    def rollout_runs(self) -> list[Run]:
-        """Runs whose open-loop prediction is measured (any artifact reading `rollout`)."""
-        needed = {
-            r for a in self.artifact_ids if "rollout" in self.artifact_sources(a) for r in self.artifact_runs(a)
-        }
-        return sorted(needed)
 
     # -- per-run settings ----------------------------------------------------
 
@@ -395,7 +389,7 @@ class Experiment:
                                  "horizon": rollout.get("horizon", 50)})
         return ids
 
-    def result_file(self, kind: str, run: Run) -> str:
+    def result_file(self, kind: str, run: GridRun) -> str:
         """Where a run's result of ``kind`` (eval, heldout, rollout, jacobian) lies, relative to
         results/<scale>/ (and cache/<scale>/): ``<kind>/<run path>/<stage id>.<ext>``."""
         ids = self.stage_ids

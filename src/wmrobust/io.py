@@ -110,16 +110,6 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def check_model(run_dir: Path, status: dict[str, Any]) -> str | None:
-    """None if the run's model.pt is the one its training saved (status.json's digest), else why not."""
-    model = run_dir / "model.pt"
-    if not model.is_file():
-        return f"{model}: no such model file, though status.json says {status.get('status')!r}"
-    if file_digest(model) != status.get("model_sha256"):
-        return f"{model}: not the model this run saved (its SHA-256 is not status.json's model_sha256)"
-    return None
-
-
 def provenance_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + ".provenance.json")

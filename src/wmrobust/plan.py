@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
-import socket
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from wmrobust import rundir
 from wmrobust.config import ConfigError
 from wmrobust.experiment import Experiment
 
@@ -80,7 +78,7 @@ def training_hours(run_dir: Path, threads: int) -> float:
 
 
 def grid_progress(exp: Experiment, runs: list, results: Path, cache: Path) -> dict[str, Any]:
-    """Each run's state (run_state in ``results``; ``cached`` when only the shipped cache has it
+    """Each run's state (rundir.state in ``results``; ``cached`` when only the shipped cache has it
     finished; ``to do`` when neither has it), the core-hours trained so far, and an estimate of
     those left: a finished run's mean (else the scale's estimate) for each run to do, and for
     each unfinished one the part of that mean its frames have not yet covered."""
@@ -89,10 +87,10 @@ def grid_progress(exp: Experiment, runs: list, results: Path, cache: Path) -> di
         cfg = exp.run_config(run.task, run.variant, run.seed)
         run_dir = results / "runs" / run.path
         if run_dir.is_dir():
-            state = run_state(run_dir)
+            state = rundir.state(run_dir)
             hours = training_hours(run_dir, cfg.train.threads)
-        elif (cache / "runs" / run.path / "status.json").exists():
-            state = run_state(cache / "runs" / run.path)
+        elif (cache / "runs" / run.path / rundir.STATUS).exists():
+            state = rundir.state(cache / "runs" / run.path)
             state["state"] = "cached"
             hours = training_hours(cache / "runs" / run.path, cfg.train.threads)
         else:
@@ -139,62 +137,19 @@ def format_plan(exp: Experiment, artifacts: list[str], rows: list[dict[str, Any]
     return "\n".join(lines)
 
 
-def run_states(results: Path) -> list[dict[str, Any]]:
-    """Every run directory ``runs/<task>/<variant>/seed<k>-<id>`` under ``results`` (one
-    scale's folder) with its state (``run_state``)."""
-    rows = []
-    for run_dir in sorted({p.parent for pattern in ("*/*/seed*/status.json", "*/*/seed*/checkpoint")
-                           for p in (results / "runs").glob(pattern)}):
-        task, variant, name = run_dir.relative_to(results / "runs").parts
-        seed, _, rid = name.partition("-")
-        state = run_state(run_dir)
-        rows.append({"task": task, "variant": variant, "seed": seed, **state, "id": rid or state["id"]})
-    return rows
-
-
-def run_state(run_dir: Path) -> dict[str, Any]:
-    """A run directory's state: finished, diverged, stopped (resumable), running (its
-    process is alive here), resumable (a checkpoint to continue from), failed (neither),
-    or corrupt; and its frames."""
-    status_path = run_dir / "status.json"
-    try:
-        status = json.loads(status_path.read_text()) if status_path.exists() else {"status": "running"}
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):  # OSError: e.g. a directory, unreadable
-        status = None
-    if not isinstance(status, dict):
-        return {"state": "corrupt", "frames": None, "id": "-"}
-    state = status.get("status", "unknown")
-    if state == "running":
-        alive = status.get("host") in (None, socket.gethostname()) and _alive(status.get("pid"))
-        state = "running" if alive else ("resumable" if (run_dir / "checkpoint").exists() else "failed")
-    return {"state": state, "frames": status.get("frames"), "id": status.get("config_hash") or "-"}
-
-
 def find_runs(path: Path) -> list[dict[str, Any]]:
     """Runs under ``path``: a results root (``<scale>/runs/...``), one scale's folder, or
     any folder holding run directories (a run directory holds config.yaml)."""
     if (path / "runs").is_dir():
-        return [{"scale": path.name, **row} for row in run_states(path)]
+        return [{"scale": path.name, **row} for row in rundir.scan(path / "runs")]
     scales = sorted(p for p in path.glob("*") if (p / "runs").is_dir())
     if scales:
-        return [{"scale": p.name, **row} for p in scales for row in run_states(p)]
+        return [{"scale": p.name, **row} for p in scales for row in rundir.scan(p / "runs")]
     rows = []
-    for config in sorted(path.rglob("config.yaml")):
+    for config in sorted(path.rglob(rundir.CONFIG)):
         run_dir = config.parent
-        rows.append({"scale": "", "path": str(run_dir), **run_state(run_dir)})
+        rows.append({"scale": "", "path": str(run_dir), **rundir.state(run_dir)})
     return rows
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def cli(command: str, argv: list[str]) -> int:
@@ -228,19 +183,15 @@ def cli(command: str, argv: list[str]) -> int:
         counts = Counter(r["state"] for r in rows)
         print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
         return 0
-    try:
-        overrides = {"scale": args.scale} if args.scale else {}
-        exp = Experiment.from_file(args.config, **overrides)
-        artifacts = args.target or exp.artifact_ids
-        for a in artifacts:
-            if a not in exp.config["artifacts"]:
-                raise ConfigError(f"unknown artifact {a!r}; artifacts: {', '.join(exp.config['artifacts'])}")
-            if a not in exp.artifact_ids:
-                raise ConfigError(f"artifact {a!r} is not built at scale {exp.scale_name!r} "
-                                  f"(it builds: {', '.join(exp.artifact_ids)})")
-    except ConfigError as err:
-        print(f"wmrobust plan: {err}", file=sys.stderr)
-        return 2
+    overrides = {"scale": args.scale} if args.scale else {}
+    exp = Experiment.from_file(args.config, **overrides)
+    artifacts = args.target or exp.artifact_ids
+    for a in artifacts:
+        if a not in exp.config["artifacts"]:
+            raise ConfigError(f"unknown artifact {a!r}; artifacts: {', '.join(exp.config['artifacts'])}")
+        if a not in exp.artifact_ids:
+            raise ConfigError(f"artifact {a!r} is not built at scale {exp.scale_name!r} "
+                              f"(it builds: {', '.join(exp.artifact_ids)})")
     results = Path(args.results) / exp.scale_name
     rows = estimate(exp, job_counts(exp, artifacts), results)
     print(format_plan(exp, artifacts, rows))

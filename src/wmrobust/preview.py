@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,10 +105,10 @@ def check_out(out: Path) -> None:
     from matplotlib.backend_bases import FigureCanvasBase
 
     if not out.parent.is_dir():
-        raise ValueError(f"--out {out}: no such folder {out.parent}")
+        raise SpecError(f"--out {out}: no such folder {out.parent}")
     formats = FigureCanvasBase.get_supported_filetypes()
     if out.suffix.lstrip(".").lower() not in formats:
-        raise ValueError(f"--out {out}: cannot write {out.suffix or 'a file without extension'}; "
+        raise SpecError(f"--out {out}: cannot write {out.suffix or 'a file without extension'}; "
                          f"use one of {', '.join('.' + f for f in sorted(formats))}")
 
 
@@ -130,15 +129,14 @@ def cli(command: str, argv: list[str]) -> int:
 
     from wmrobust.envs import EnvConfig
 
-    try:
-        check_out(Path(args.out))
+    check_out(Path(args.out))
+    try:  # the env's own checks (task, image size) raise ValueError
         cfg = EnvConfig(task=args.task, image_size=args.image_size, render=args.render)
         if not 0 <= args.steps < 1000 // cfg.action_repeat:  # within the suite's 1000-frame episode
-            raise ValueError(f"--steps {args.steps} must be in [0, {1000 // cfg.action_repeat})")
+            raise SpecError(f"--steps {args.steps} must be in [0, {1000 // cfg.action_repeat})")
         frames = preview_grid(cfg, args.seed, args.steps)
-    except (SpecError, ValueError) as error:
-        print(f"wmrobust {command}: {error}", file=sys.stderr)
-        return 2
+    except ValueError as err:
+        raise SpecError(str(err)) from None
     draw(frames, args.task, args.steps, cfg.action_repeat, args.out)
     print(f"wrote {args.out}")
     return 0

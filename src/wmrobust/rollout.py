@@ -13,16 +13,15 @@ short episodes that is one window per episode; with 1000-frame episodes
 from __future__ import annotations
 
 import argparse
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from wmrobust.evaluate import RunError, load_agent, load_run, one_line
 from wmrobust.io import write_table
 from wmrobust.perturb import SpecError
+from wmrobust.rundir import RunError, load_agent, load_trained
 
 LAYOUT = ("action", "reward", "is_first", "is_terminal")
 BATCH = 16
@@ -82,7 +81,7 @@ def rollout(run_dir: Path, heldout: Path, out: Path, jacobian_out: Path, *, vari
     states (to `jacobian_out`). A diverged run gives the same rows with NaN values."""
     if context < 1 or horizon < 1:
         raise SpecError(f"context {context} and horizon {horizon} must be >= 1")
-    run = load_run(run_dir)
+    run = load_trained(run_dir)
     status = run.status["status"]
     if run.diverged:
         errors = {key: np.full(horizon, np.nan) for key in ("obs_mse", "latent_dist", "reward_error")}
@@ -125,10 +124,6 @@ def cli(command: str, argv: list[str]) -> int:
     parser.add_argument("--context", type=int, default=5, help="filtered steps before imagining (default 5)")
     parser.add_argument("--horizon", type=int, default=50, help="imagined steps (default 50)")
     args = parser.parse_args(argv)
-    try:
-        rollout(args.run_dir, args.heldout, args.out, args.jacobian_out, variant=args.variant,
-                context=args.context, horizon=args.horizon)
-    except (RunError, SpecError) as err:
-        print(f"wmrobust {command}: {one_line(err)}", file=sys.stderr)
-        return 2
+    rollout(args.run_dir, args.heldout, args.out, args.jacobian_out, variant=args.variant,
+            context=args.context, horizon=args.horizon)
     return 0

@@ -16,14 +16,12 @@ and rerunning the same command resumes.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import random
 import re
 import shutil
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -32,11 +30,10 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
-from wmrobust.config import (
-    ConfigError, RunConfig, config_hash, identity_diff, load_yaml, merge, read_yaml, resolve, save_yaml,
-)
-from wmrobust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from wmrobust.io import atomic_write_json, check_model, file_digest, provenance, write_table
+from wmrobust import rundir
+from wmrobust.checkpoint import load_checkpoint, save_checkpoint
+from wmrobust.config import ConfigError, RunConfig, config_hash, merge, read_yaml, resolve, save_yaml
+from wmrobust.io import file_digest, provenance, write_table
 
 TRAIN, EVAL = 0, 1  # seed streams of training and evaluation episodes
 EXIT_PREEMPTED = 143
@@ -70,7 +67,7 @@ class Trainer:
         self.cfg, self.run_dir, self.env_fn = cfg, run_dir, env_fn
         self.hash = config_hash(cfg)
         self.device = device
-        self.ckpt_dir = run_dir / "checkpoint"
+        self.ckpt_dir = run_dir / rundir.CHECKPOINT
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         if device == "cpu":
@@ -221,12 +218,12 @@ class Trainer:
                 df[column] = np.nan
         losses = sorted(c for c in df.columns if c.startswith("loss_"))
         rest = [c for c in df.columns if c not in columns + losses]
-        write_table(df[columns + losses + rest], self.run_dir / "metrics.parquet", config_hash=self.hash)
+        write_table(df[columns + losses + rest], self.run_dir / rundir.METRICS, config_hash=self.hash)
 
     def write_status(self, status: str, diverged_at: dict | None = None, **extra: Any) -> None:
         """status.json: running, stopped (a clean SIGTERM/SIGINT: resumable from the checkpoint),
         finished or diverged; ``resumable`` says whether rerunning the command continues it."""
-        atomic_write_json(self.run_dir / "status.json", {
+        rundir.write_status(self.run_dir, {
             "status": status, "frames": self.frames, "updates": self.count["updates"],
             "config_hash": self.hash, "device": self.device, "precision": self.cfg.train.precision,
             "diverged_at": diverged_at, "pid": os.getpid(), "resumable": status in ("running", "stopped"),
@@ -308,56 +305,16 @@ class Trainer:
     def finish(self, status: str, diverged_at: dict | None = None) -> str:
         if self.env is not None:
             self.env.close()
-        self.agent.save(self.run_dir / "model.pt")
+        self.agent.save(self.run_dir / rundir.MODEL)
         self.write_metrics()
-        # Every later use of model.pt checks it against this digest (check_model).
-        self.write_status(status, diverged_at, model_sha256=file_digest(self.run_dir / "model.pt"))
+        # Every later use of model.pt checks it against this digest (rundir.model_problem).
+        self.write_status(status, diverged_at, model_sha256=file_digest(self.run_dir / rundir.MODEL))
         shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         return status
 
 
 def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-
-
-def check_run_dir(cfg: RunConfig, run_dir: Path) -> str | None:
-    """Write config.yaml, or check that the one there is this run's (same identity);
-    returns the status of a finished or diverged run (nothing left to do), else None."""
-    path = run_dir / "config.yaml"
-    if not path.exists():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(cfg, path)
-        return None
-    old = load_yaml(path)
-    if config_hash(old) != config_hash(cfg):
-        raise ConfigError(f"{path}: the run directory holds a different config "
-                          f"(differs in {', '.join(identity_diff(old, cfg))}); use another run directory")
-    status_path = run_dir / "status.json"
-    if not status_path.exists():
-        return None
-    status = read_status(status_path)
-    if status.get("status") not in ("finished", "diverged"):
-        return None
-    if status.get("config_hash") != config_hash(cfg):
-        raise ConfigError(f"{status_path}: records run id {status.get('config_hash')!r}, "
-                          f"but config.yaml is run {config_hash(cfg)}; was a file edited or copied?")
-    problem = check_model(run_dir, status)
-    if problem:
-        raise CheckpointError(f"{problem}; delete {run_dir} to train the run again")
-    return status["status"]
-
-
-def read_status(path: Path) -> dict[str, Any]:
-    """A run's status.json, or a ConfigError naming it when it is not a JSON object."""
-    import json
-
-    try:
-        status = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err}); delete it to resume the run") from None
-    if not isinstance(status, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return status
 
 
 def train(cfg: RunConfig, run_dir: Path, progress: bool | None = None, *,
@@ -370,33 +327,13 @@ def train(cfg: RunConfig, run_dir: Path, progress: bool | None = None, *,
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir}: not a directory")
     run_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(run_dir):
+    with rundir.lock(run_dir):
         return _train(cfg, run_dir, progress, _env_fn, _stop_after_frames)
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: Path):
-    """Hold ``run_dir``'s lock (released when the process ends, however it ends), or refuse
-    with a ConfigError naming the process that holds it: two trainings of one run would
-    write the same files."""
-    import fcntl
-
-    with open(run_dir / ".lock", "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            raise ConfigError(f"{run_dir}: already being trained by process {lock.read().strip() or '?'} "
-                              f"(its lock {run_dir / '.lock'}); wait for it or stop it first") from None
-        lock.truncate(0)
-        lock.write(f"{os.getpid()} on {socket.gethostname()}")
-        lock.flush()
-        yield
 
 
 def _train(cfg: RunConfig, run_dir: Path, progress: bool | None, _env_fn: Callable | None,
            _stop_after_frames: int | None) -> str:
-    done = check_run_dir(cfg, run_dir)
+    done = rundir.prepare(cfg, run_dir)
     if done is not None:
         return done
     if _env_fn is None:
@@ -471,17 +408,13 @@ def cli(command: str, argv: list[str]) -> int:
                         help="override one config value, e.g. agent.jacobian.weight=0.01 (repeatable)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shorthand for --set train.device=...")
     args = parser.parse_args(argv)
-    try:
-        overrides: dict[str, Any] = {}
-        if args.config is not None:
-            overrides = read_yaml(args.config) or {}
-            if not isinstance(overrides, dict):
-                raise ConfigError(f"{args.config}: expected a mapping of overrides")
-        device = {"train": {"device": args.device}} if args.device else {}
-        cfg = resolve(merge(merge(overrides, parse_sets(args.sets)), device))
-        status = train(cfg, args.run_dir)
-    except (ConfigError, CheckpointError) as err:
-        print(f"wmrobust {command}: {err}", file=sys.stderr)
-        return 2
+    overrides: dict[str, Any] = {}
+    if args.config is not None:
+        overrides = read_yaml(args.config) or {}
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{args.config}: expected a mapping of overrides")
+    device = {"train": {"device": args.device}} if args.device else {}
+    cfg = resolve(merge(merge(overrides, parse_sets(args.sets)), device))
+    status = train(cfg, args.run_dir)
     print(f"{args.run_dir}: {status}", file=sys.stderr)
     return 0

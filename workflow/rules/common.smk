@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-from wmrobust import cache
+from wmrobust import cache, rundir
 from wmrobust.config import ConfigError, identity, read_yaml
 from wmrobust.envs.config import gl_problem
 from wmrobust.experiment import SOURCES, Experiment, check_schema
@@ -78,10 +78,20 @@ wildcard_constraints:
     artifact="|".join(config["artifacts"]) or "^$",
 
 
+# A run's folder below runs/ and below each later stage's folder, as wildcards.
+RUN = rundir.run_path("{task}", "{variant}", "{seed}", "{rid}")
+# Held-out episodes are the baseline's, shared by every variant of its task and seed.
+BASELINE_RUN = rundir.run_path("{task}", "baseline", "{seed}", "{rid}")
+
+
 def run_files(run):
     return {
-        name: f"{RESULTS}/runs/{run.path}/{name}.{ext}"
-        for name, ext in (("model", "pt"), ("metrics", "parquet"), ("status", "json"))
+        name: f"{RESULTS}/runs/{run.path}/{file}"
+        for name, file in (
+            ("model", rundir.MODEL),
+            ("metrics", rundir.METRICS),
+            ("status", rundir.STATUS),
+        )
     }
 
 
@@ -162,9 +172,9 @@ def source_files(artifact, source):
         return [result(EXPERIMENT.result_file(source, r)) for r in runs]
     # A run's status and metrics come from one place: where its status.json is.
     return [
-        str(Path(result(f"runs/{r.path}/status.json")).with_name(name))
+        str(Path(result(f"runs/{r.path}/{rundir.STATUS}")).with_name(name))
         for r in runs
-        for name in ("status.json", "metrics.parquet")
+        for name in (rundir.STATUS, rundir.METRICS)
     ]
 
 

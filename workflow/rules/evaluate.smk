@@ -6,16 +6,16 @@
 
 rule evaluate:
     input:
-        model="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt",
-        status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
+        model=f"results/{{scale}}/runs/{RUN}/{rundir.MODEL}",
+        status=f"results/{{scale}}/runs/{RUN}/{rundir.STATUS}",
     output:
-        "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet",
+        f"results/{{scale}}/eval/{RUN}/{{sid}}.parquet",
         # Declared so that a failed job leaves no provenance without its table.
-        "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet.provenance.json",
+        f"results/{{scale}}/eval/{RUN}/{{sid}}.parquet.provenance.json",
     log:
-        "results/{scale}/logs/evaluate/{task}/{variant}/seed{seed}-{rid}/{sid}.log",
+        f"results/{{scale}}/logs/evaluate/{RUN}/{{sid}}.log",
     benchmark:
-        "results/{scale}/benchmarks/evaluate/{task}/{variant}/seed{seed}-{rid}/{sid}.tsv"
+        f"results/{{scale}}/benchmarks/evaluate/{RUN}/{{sid}}.tsv"
     conda:
         "../../environment.yml"
     threads: resource("evaluate", "threads", 1)
@@ -35,14 +35,14 @@ rule evaluate:
 # (named by the baseline run's id).
 rule collect:
     input:
-        model="results/{scale}/runs/{task}/baseline/seed{seed}-{rid}/model.pt",
-        status="results/{scale}/runs/{task}/baseline/seed{seed}-{rid}/status.json",
+        model=f"results/{{scale}}/runs/{BASELINE_RUN}/{rundir.MODEL}",
+        status=f"results/{{scale}}/runs/{BASELINE_RUN}/{rundir.STATUS}",
     output:
-        "results/{scale}/heldout/{task}/baseline/seed{seed}-{rid}/{sid}.npz",
+        f"results/{{scale}}/heldout/{BASELINE_RUN}/{{sid}}.npz",
     log:
-        "results/{scale}/logs/collect/{task}/seed{seed}-{rid}/{sid}.log",
+        f"results/{{scale}}/logs/collect/{BASELINE_RUN}/{{sid}}.log",
     benchmark:
-        "results/{scale}/benchmarks/collect/{task}/seed{seed}-{rid}/{sid}.tsv"
+        f"results/{{scale}}/benchmarks/collect/{BASELINE_RUN}/{{sid}}.tsv"
     conda:
         "../../environment.yml"
     threads: resource("collect", "threads", 1)
@@ -59,18 +59,18 @@ rule collect:
 
 rule rollout:
     input:
-        model="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt",
-        status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
+        model=f"results/{{scale}}/runs/{RUN}/{rundir.MODEL}",
+        status=f"results/{{scale}}/runs/{RUN}/{rundir.STATUS}",
         heldout=heldout_file,
     output:
-        errors="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet",
-        jacobian="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.jacobian.parquet",
-        errors_provenance="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet.provenance.json",
-        jacobian_provenance="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.jacobian.parquet.provenance.json",
+        errors=f"results/{{scale}}/rollout/{RUN}/{{sid}}.parquet",
+        jacobian=f"results/{{scale}}/rollout/{RUN}/{{sid}}.jacobian.parquet",
+        errors_provenance=f"results/{{scale}}/rollout/{RUN}/{{sid}}.parquet.provenance.json",
+        jacobian_provenance=f"results/{{scale}}/rollout/{RUN}/{{sid}}.jacobian.parquet.provenance.json",
     log:
-        "results/{scale}/logs/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.log",
+        f"results/{{scale}}/logs/rollout/{RUN}/{{sid}}.log",
     benchmark:
-        "results/{scale}/benchmarks/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.tsv"
+        f"results/{{scale}}/benchmarks/rollout/{RUN}/{{sid}}.tsv"
     conda:
         "../../environment.yml"
     threads: resource("rollout", "threads", 1)

@@ -11,20 +11,16 @@
 
 rule train:
     output:
-        model=update("results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt"),
-        metrics=update(
-            "results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/metrics.parquet"
-        ),
+        model=update(f"results/{{scale}}/runs/{RUN}/{rundir.MODEL}"),
+        metrics=update(f"results/{{scale}}/runs/{RUN}/{rundir.METRICS}"),
         metrics_provenance=update(
-            "results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/metrics.parquet.provenance.json"
+            f"results/{{scale}}/runs/{RUN}/{rundir.METRICS}.provenance.json"
         ),
-        status=update(
-            "results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json"
-        ),
+        status=update(f"results/{{scale}}/runs/{RUN}/{rundir.STATUS}"),
     log:
-        "results/{scale}/logs/train/{task}/{variant}/seed{seed}-{rid}.log",
+        f"results/{{scale}}/logs/train/{RUN}.log",
     benchmark:
-        "results/{scale}/benchmarks/train/{task}/{variant}/seed{seed}-{rid}.tsv"
+        f"results/{{scale}}/benchmarks/train/{RUN}.tsv"
     conda:
         "../../environment.yml"
     threads: train_threads

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from wmrobust.errors import UserError
 
-class SpecError(ValueError):
+
+class SpecError(UserError):
     """A perturbation spec that cannot be parsed or is out of range."""
 
 
