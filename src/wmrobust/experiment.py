@@ -17,7 +17,7 @@ from typing import Any
 
 from wmrobust.config import ConfigError, RunConfig, merge, parse_number, read_yaml, resolve, seed_problem
 from wmrobust.envs.config import TASK_CAMERAS
-from wmrobust.perturb.spec import FAMILIES, IMAGE_ONLY, Perturbation, SpecError
+from wmrobust.perturb import FAMILIES, Condition, Perturbation, SpecError, sweep
 
 SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -238,7 +238,7 @@ class Experiment:
 
         levels = (f"scales.{self.scale_name}.perturbation_levels" if self.scale.get("perturbation_levels")
                   else "perturbations")
-        family = next((f for f in IMAGE_ONLY if f in self.perturbation_levels), None)
+        family = next((f for f, d in FAMILIES.items() if d.images_only and f in self.perturbation_levels), None)
         for run in reading("eval") if family else []:
             if self.run_config(run.task, run.variant, run.seed).env.obs == "vector":
                 raise ConfigError(f"{levels}.{family}: {family} perturbs images only, but run "
@@ -331,7 +331,7 @@ class Experiment:
         artifacts = {a: self.config["artifacts"][a] for a in self.artifact_ids}
         return {
             "runs": [r.path for r in self.runs],
-            "conditions": self.conditions,
+            "conditions": self.condition_labels,
             "stages": {name: self.stage(name) for name in ("evaluation", "heldout", "rollout")},
             "artifacts": artifacts,
             "notebooks": {a["notebook"]: self.config["notebooks"][a["notebook"]] for a in artifacts.values()},
@@ -360,11 +360,15 @@ class Experiment:
         return self.scale.get("perturbation_levels") or self.config["perturbations"]
 
     @cached_property
-    def conditions(self) -> list[str]:
-        """Condition specs evaluated for every run: clean first, then family=level."""
-        return ["clean"] + [
-            f"{family}={level:g}" for family, levels in self.perturbation_levels.items() for level in levels
-        ]
+    def conditions(self) -> list[Condition]:
+        """The conditions evaluated for every run: clean first, then each family at each level."""
+        return sweep(self.perturbation_levels)
+
+    @cached_property
+    def condition_labels(self) -> list[str]:
+        """The conditions' string form: in the evaluate stage id, the artifacts' signature and
+        the evaluate rule's params (Snakemake compares a job's params by their repr)."""
+        return [c.label for c in self.conditions]
 
     def evaluation_seeds(self, episodes: int) -> list[int]:
         base = int(self.config["evaluation_seed_base"])
@@ -389,7 +393,7 @@ class Experiment:
                     "episode_frames": settings.get("episode_frames")}
 
         rollout = self.stage("rollout")
-        ids = {"evaluate": digest({"conditions": self.conditions, **episodes("evaluation")}),
+        ids = {"evaluate": digest({"conditions": self.condition_labels, **episodes("evaluation")}),
                "collect": digest(episodes("heldout"))}
         ids["rollout"] = digest({"heldout": ids["collect"], "context": rollout.get("context", 5),
                                  "horizon": rollout.get("horizon", 50)})

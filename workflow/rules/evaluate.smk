@@ -24,7 +24,7 @@ rule evaluate:
         runtime=resource("evaluate", "runtime", 60),
     params:
         stage=current_stage("evaluate"),
-        conditions=EXPERIMENT.conditions,
+        conditions=EXPERIMENT.condition_labels,
         episode_seeds=episode_seeds("evaluation"),
         episode_frames=EXPERIMENT.stage("evaluation").get("episode_frames"),
     script:

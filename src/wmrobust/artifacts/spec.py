@@ -21,9 +21,9 @@ import pandas as pd
 
 from wmrobust import stats
 from wmrobust.io import atomic_path, atomic_write_json, atomic_write_text, provenance, read_table
+from wmrobust.perturb.families import family_rank
 
 TABLES = ("curves", "eval", "rollout", "jacobian", "runs")
-FAMILY_ORDER = ("noise", "rotation", "mask", "mass", "friction", "gravity", "latent")
 
 
 # ---------------------------------------------------------------- artifact spec
@@ -97,8 +97,7 @@ def restrict(df: pd.DataFrame, spec: Spec) -> pd.DataFrame:
 
 
 def family_order(families: Iterable[str]) -> list[str]:
-    fams = [f for f in dict.fromkeys(families) if f != "clean"]
-    return sorted(fams, key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else len(FAMILY_ORDER), f))
+    return sorted((f for f in dict.fromkeys(families) if f != "clean"), key=family_rank)
 
 
 def spec_order(df: pd.DataFrame, spec: Spec) -> pd.DataFrame:
