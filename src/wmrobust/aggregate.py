@@ -18,8 +18,7 @@ import pandas as pd
 from wmrobust.config import flatten, to_dict
 from wmrobust.evaluate import load_run
 from wmrobust.io import provenance_path, read_table, write_table
-
-RUN_SOURCES = ("curves", "runs")
+from wmrobust.results import RESULT_KINDS
 
 
 def run_rows(run_dir: Path, variant: str) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -80,7 +79,7 @@ def aggregate(
 ) -> pd.DataFrame:
     """Build the `source` table of an artifact from its inputs (ordered as ``runs``)."""
     paths = [Path(p) for p in inputs]
-    if source in RUN_SOURCES:
+    if RESULT_KINDS[source].file is None:  # read from the run directories
         run_dirs = [p.parent for p in paths if p.name == "status.json"]
         if len(run_dirs) != len(runs):
             raise ValueError(f"aggregate {source}: {len(run_dirs)} run directories for {len(runs)} runs")

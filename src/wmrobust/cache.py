@@ -23,6 +23,7 @@ from pathlib import Path
 from wmrobust.config import ConfigError
 from wmrobust.experiment import Experiment, Run
 from wmrobust.plan import run_state
+from wmrobust.results import RESULT_KINDS
 
 FINISHED = ("finished", "diverged")
 """Run states whose results are final, and so may be shipped."""
@@ -31,11 +32,12 @@ FINISHED = ("finished", "diverged")
 def run_files(exp: Experiment, run: Run, sources: set[str]) -> list[str]:
     """Paths (relative to a scale's folder) of what the cache holds for a run whose results
     feed the aggregated ``sources`` (curves, runs, eval, rollout, jacobian)."""
-    tables = [f"runs/{run.path}/metrics.parquet"]
-    if "eval" in sources:
-        tables.append(exp.result_file("eval", run))
-    if sources & {"rollout", "jacobian"}:  # one job writes both
-        tables += [exp.result_file("rollout", run), exp.result_file("jacobian", run)]
+    stages = {RESULT_KINDS[s].stage for s in sources}
+    # Every table of a stage the sources need: one job writes them together (rollout, jacobian).
+    tables = [f"runs/{run.path}/metrics.parquet"] + [
+        exp.result_file(name, run) for name, kind in RESULT_KINDS.items()
+        if kind.source and kind.file and kind.stage in stages
+    ]
     return ([f"runs/{run.path}/config.yaml", f"runs/{run.path}/status.json"]
             + tables + [f"{t}.provenance.json" for t in tables])
 

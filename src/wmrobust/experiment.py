@@ -18,8 +18,7 @@ from typing import Any
 from wmrobust.config import ConfigError, RunConfig, merge, parse_number, read_yaml, resolve, seed_problem
 from wmrobust.envs.config import TASK_CAMERAS
 from wmrobust.perturb import FAMILIES, Condition, Perturbation, SpecError, sweep
-
-SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
+from wmrobust.results import RESULT_KINDS
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -231,15 +230,15 @@ class Experiment:
         """Refuse, at DAG build, evaluation conditions and rollout lengths that the evaluate
         and rollout jobs of the grid's runs would refuse, naming the key."""
 
-        def reading(source: str) -> list[Run]:
-            needed = {pair for a in ids if source in self.artifact_sources(a)
+        def reading(stage: str) -> list[Run]:
+            needed = {pair for a in ids if stage in self.artifact_stages(a)
                       for pair in (pairs if self.artifact(a)["runs"] == "all" else self._declared_runs(a))}
             return [r for r in runs if (r.task, r.variant) in needed]
 
         levels = (f"scales.{self.scale_name}.perturbation_levels" if self.scale.get("perturbation_levels")
                   else "perturbations")
         family = next((f for f, d in FAMILIES.items() if d.images_only and f in self.perturbation_levels), None)
-        for run in reading("eval") if family else []:
+        for run in reading("evaluate") if family else []:
             if self.run_config(run.task, run.variant, run.seed).env.obs == "vector":
                 raise ConfigError(f"{levels}.{family}: {family} perturbs images only, but run "
                                   f"{run.task}/{run.variant}/seed{run.seed} observes vectors (env.obs: vector)")
@@ -287,15 +286,16 @@ class Experiment:
     def artifact_sources(self, artifact_id: str) -> list[str]:
         return list(self.config["notebooks"][self.artifact(artifact_id)["notebook"]]["sources"])
 
+    def artifact_stages(self, artifact_id: str) -> set[str]:
+        """The rules whose per-run results the artifact reads (train, evaluate, rollout)."""
+        return {RESULT_KINDS[source].stage for source in self.artifact_sources(artifact_id)}
+
     def artifact_output_kind(self, artifact_id: str) -> str:
         return self.artifact(artifact_id)["output"]
 
-    def rollout_runs(self) -> list[Run]:
-        """Runs whose open-loop prediction is measured (any artifact reading `rollout`)."""
-        needed = {
-            r for a in self.artifact_ids if "rollout" in self.artifact_sources(a) for r in self.artifact_runs(a)
-        }
-        return sorted(needed)
+    def stage_runs(self, stage: str, artifact_ids: list[str]) -> set[Run]:
+        """The runs whose results of ``stage`` (a rule: evaluate, rollout) the artifacts read."""
+        return {r for a in artifact_ids if stage in self.artifact_stages(a) for r in self.artifact_runs(a)}
 
     # -- per-run settings ----------------------------------------------------
 
@@ -400,15 +400,10 @@ class Experiment:
         return ids
 
     def result_file(self, kind: str, run: Run) -> str:
-        """Where a run's result of ``kind`` (eval, heldout, rollout, jacobian) lies, relative to
-        results/<scale>/ (and cache/<scale>/): ``<kind>/<run path>/<stage id>.<ext>``."""
-        ids = self.stage_ids
-        return {
-            "eval": f"eval/{run.path}/{ids['evaluate']}.parquet",
-            "heldout": f"heldout/{run.path}/{ids['collect']}.npz",
-            "rollout": f"rollout/{run.path}/{ids['rollout']}.parquet",
-            "jacobian": f"rollout/{run.path}/{ids['rollout']}.jacobian.parquet",
-        }[kind]
+        """Where a run's result of ``kind`` (eval, heldout, rollout, jacobian: wmrobust.results)
+        lies, relative to results/<scale>/ (and cache/<scale>/)."""
+        result = RESULT_KINDS[kind]
+        return result.path(run.path, self.stage_ids[result.stage])
 
     def resources(self, rule: str) -> dict[str, Any]:
         """Declared threads/mem/runtime/gpu of a compute rule (rollout and collect share evaluate's)."""

@@ -9,9 +9,9 @@ rule evaluate:
         model="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/model.pt",
         status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
     output:
-        "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet",
+        result_pattern("eval"),
         # Declared so that a failed job leaves no provenance without its table.
-        "results/{scale}/eval/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet.provenance.json",
+        result_pattern("eval") + ".provenance.json",
     log:
         "results/{scale}/logs/evaluate/{task}/{variant}/seed{seed}-{rid}/{sid}.log",
     benchmark:
@@ -38,7 +38,7 @@ rule collect:
         model="results/{scale}/runs/{task}/baseline/seed{seed}-{rid}/model.pt",
         status="results/{scale}/runs/{task}/baseline/seed{seed}-{rid}/status.json",
     output:
-        "results/{scale}/heldout/{task}/baseline/seed{seed}-{rid}/{sid}.npz",
+        result_pattern("heldout", variant="baseline"),
     log:
         "results/{scale}/logs/collect/{task}/seed{seed}-{rid}/{sid}.log",
     benchmark:
@@ -63,10 +63,10 @@ rule rollout:
         status="results/{scale}/runs/{task}/{variant}/seed{seed}-{rid}/status.json",
         heldout=heldout_file,
     output:
-        errors="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet",
-        jacobian="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.jacobian.parquet",
-        errors_provenance="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.parquet.provenance.json",
-        jacobian_provenance="results/{scale}/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.jacobian.parquet.provenance.json",
+        errors=result_pattern("rollout"),
+        jacobian=result_pattern("jacobian"),
+        errors_provenance=result_pattern("rollout") + ".provenance.json",
+        jacobian_provenance=result_pattern("jacobian") + ".provenance.json",
     log:
         "results/{scale}/logs/rollout/{task}/{variant}/seed{seed}-{rid}/{sid}.log",
     benchmark:

@@ -22,8 +22,7 @@ import pandas as pd
 from wmrobust import stats
 from wmrobust.io import atomic_path, atomic_write_json, atomic_write_text, provenance, read_table
 from wmrobust.perturb.families import family_rank
-
-TABLES = ("curves", "eval", "rollout", "jacobian", "runs")
+from wmrobust.results import sources
 
 
 # ---------------------------------------------------------------- artifact spec
@@ -76,9 +75,9 @@ def _named(ns: Any) -> dict[str, Any]:
 def read_inputs(inputs: Any) -> dict[str, pd.DataFrame]:
     """Read the named aggregated tables among ``snakemake.input`` (curves, eval, rollout, jacobian, runs)."""
     named = _named(inputs)
-    unknown = sorted(set(named) - set(TABLES))
+    unknown = sorted(set(named) - set(sources()))
     if unknown:
-        raise ValueError(f"unknown input name(s) {unknown}; expected some of {list(TABLES)}")
+        raise ValueError(f"unknown input name(s) {unknown}; expected some of {sources()}")
     return {name: read_table(path) for name, path in named.items()}
 
 
