@@ -16,12 +16,13 @@ import time
 import numpy as np
 
 from wmrobust.envs import BatchEnv, EnvConfig, make_env
+from wmrobust.perturb import Condition, parse_condition
 
 CONDITIONS = ("clean", "noise=0.1", "rotation=10", "mask=0.25", "mass=1.5", "friction=1.5")
 WARMUP_STEPS = 5
 
 
-def frames_per_second(cfg: EnvConfig, condition: str, envs: int, processes: int, steps: int) -> float:
+def frames_per_second(cfg: EnvConfig, condition: Condition, envs: int, processes: int, steps: int) -> float:
     fns = [functools.partial(make_env, cfg, seed, condition) for seed in range(envs)]
     with BatchEnv(fns, processes) as batch:
         actions = np.random.default_rng(0).uniform(-1, 1, (WARMUP_STEPS + steps, envs, batch.act_dim))
@@ -54,7 +55,8 @@ def main(argv=None) -> None:
             cells = []
             for render, processes in columns:
                 cfg = EnvConfig(task=task, render=render)
-                cells.append(f"{frames_per_second(cfg, condition, args.envs, processes, args.steps):.0f}")
+                fps = frames_per_second(cfg, parse_condition(condition), args.envs, processes, args.steps)
+                cells.append(f"{fps:.0f}")
             print(f"| {task} | {condition} | " + " | ".join(cells) + " |", flush=True)
 
 

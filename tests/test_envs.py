@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from wmrobust.envs import BatchEnv, EnvConfig, EnvWorkerError, make_env
+from wmrobust.perturb import parse_condition
 
 SMALL = EnvConfig(task="walker_walk", image_size=16, episode_frames=20)
 
@@ -113,7 +114,7 @@ def test_standard_render_equals_dm_control_render():
 
 
 def test_batch_env_processes_match_in_process():
-    fns = [functools.partial(make_env, SMALL, seed, "noise=0.1") for seed in (0, 1, 2)]
+    fns = [functools.partial(make_env, SMALL, seed, parse_condition("noise=0.1")) for seed in (0, 1, 2)]
     actions = _actions(6, 3)
     results = {}
     for processes in (1, 2):

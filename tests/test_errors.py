@@ -56,7 +56,7 @@ def test_bad_conditions_and_tasks_refused_at_dag_build(overrides, message):
 
 def test_good_conditions_pass():
     exp = experiment(perturbations={"mask": [0.0, 0.99], "latent": [100]})
-    assert "clean" in exp.conditions
+    assert "clean" in exp.condition_labels
 
 
 @pytest.mark.parametrize("env, key", [
@@ -179,7 +179,7 @@ def test_experiment_numbers_as_strings_are_coerced_before_the_schema(tmp_path):
     assert config["scale"] == "smoke" and smoke["run"]["train"]["frames"] == "2000"  # the run config reads it
     exp = Experiment(config)
     assert exp.run_config("walker_walk", "baseline", 0).train.frames == 2000
-    assert "noise=0.2" in exp.conditions
+    assert "noise=0.2" in exp.condition_labels
     bad = {"evaluation_seed_base": "many", "scales": {"s": {"seeds": ["nan"]}}}
     assert coerce_numbers(bad, schema) == {"evaluation_seed_base": "many", "scales": {"s": {"seeds": ["nan"]}}}
 

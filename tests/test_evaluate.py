@@ -10,6 +10,7 @@ import torch
 
 from wmrobust.cli import main
 from wmrobust.evaluate import collect, evaluate, protocol_conditions
+from wmrobust.perturb import parse_condition
 from wmrobust.io import file_digest, provenance_path
 
 SEEDS = [1_000_000, 1_000_001]
@@ -19,7 +20,8 @@ COLUMNS = IDENTITY + ["condition", "family", "level", "episode", "episode_seed",
 
 
 def _evaluate(run_dir, out, **kwargs):
-    kwargs = {"variant": "baseline", "conditions": CONDITIONS, "episode_seeds": SEEDS, "episode_frames": 40, **kwargs}
+    kwargs = {"variant": "baseline", "conditions": [parse_condition(c) for c in CONDITIONS], "episode_seeds": SEEDS,
+              "episode_frames": 40, **kwargs}
     return evaluate(run_dir, out, **kwargs)
 
 
@@ -61,15 +63,17 @@ def test_diverged_run_gives_nan_rows(tiny_run, copy_run, tmp_path):
 
 
 def test_pixel_run_and_image_conditions(pixel_run, tmp_path):
-    df = evaluate(pixel_run, tmp_path / "eval.csv", variant="baseline", conditions=["rotation=10", "mask=0.25"],
+    conditions = [parse_condition("rotation=10"), parse_condition("mask=0.25")]
+    df = evaluate(pixel_run, tmp_path / "eval.csv", variant="baseline", conditions=conditions,
                   episode_seeds=SEEDS[:1])
     assert df["condition"].tolist() == ["rotation=10", "mask=0.25"] and np.isfinite(df["return"]).all()
     assert len(pd.read_csv(tmp_path / "eval.csv")) == 2
 
 
 def test_protocol_conditions():
-    assert len(protocol_conditions()) == 1 + 22 and protocol_conditions()[:2] == ["clean", "noise=0.05"]
-    assert not any(c.startswith(("rotation", "mask")) for c in protocol_conditions("vector"))
+    labels = [c.label for c in protocol_conditions()]
+    assert len(labels) == 1 + 22 and labels[:2] == ["clean", "noise=0.05"]
+    assert not any(c.label.startswith(("rotation", "mask")) for c in protocol_conditions("vector"))
 
 
 @pytest.mark.parametrize("conditions, message", [

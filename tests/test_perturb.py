@@ -7,7 +7,7 @@ import pytest
 import scipy.ndimage
 
 from wmrobust.envs import EnvConfig, make_env
-from wmrobust.perturb import CLEAN, LEVELS, Condition, Perturbation, SpecError, parse_condition
+from wmrobust.perturb import CLEAN, FAMILIES, Condition, Perturbation, SpecError, parse_condition
 from wmrobust.envs import vector_spread
 from wmrobust.perturb.observation import add_image_noise, add_vector_noise, occlude_image, rotate_image
 
@@ -39,14 +39,14 @@ def test_parse_composition_is_order_free():
     b = parse_condition("latent=1, noise=0.1, mask=0.25")
     assert a == b and a.label == "noise=0.1,mask=0.25,latent=1"
     assert a.family == "noise+mask+latent" and math.isnan(a.level)
-    assert a.latent_sigma2 == 1.0 and [p.family for p in a.observation] == ["noise", "mask"]
-    assert parse_condition("clean") is CLEAN and CLEAN.latent_sigma2 == 0.0 and CLEAN.label == "clean"
+    assert a.latent == (Perturbation("latent", 1),) and [p.family for p in a.observation] == ["noise", "mask"]
+    assert parse_condition("clean") is CLEAN and CLEAN.latent == () and CLEAN.label == "clean"
     assert Condition((Perturbation("mass", 2),)).dynamics == (Perturbation("mass", 2.0),)
 
 
 def test_protocol_levels_parse():
-    for family, levels in LEVELS.items():
-        for level in levels:
+    for family, definition in FAMILIES.items():
+        for level in definition.levels:
             assert parse_condition(f"{family}={level}").level == level
 
 
@@ -147,8 +147,8 @@ PIXELS = EnvConfig(task="walker_walk", image_size=16, episode_frames=20)
 VECTOR = EnvConfig(task="walker_walk", obs="vector", episode_frames=40)
 
 
-def _rollout(cfg, seed, condition=None, steps=5):
-    env = make_env(cfg, seed, condition)
+def _rollout(cfg, seed, spec="clean", steps=5):
+    env = make_env(cfg, seed, parse_condition(spec))
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, env.act_dim)).astype(np.float32)
     observations = [next(iter(env.reset().values()))]
     observations += [next(iter(env.step(a)[0].values())) for a in actions]
@@ -173,7 +173,7 @@ def test_vector_noise_through_env_and_image_only_families_refused():
     assert noisy.dtype == np.float32 and 0.15 < relative.std() < 0.25
     for spec in ("rotation=10", "mask=0.25"):
         with pytest.raises(ValueError, match=spec.replace(".", r"\.") + ".*vector"):
-            make_env(VECTOR, 0, spec)
+            make_env(VECTOR, 0, parse_condition(spec))
 
 
 @pytest.mark.parametrize("spec, field", [("mass=1.5", "body_mass"), ("mass=0.5", "body_inertia"),
@@ -189,7 +189,7 @@ def test_dynamics_scaling_holds_without_compounding(spec, field):
     original = value(clean)
     clean.close()
     scale = parse_condition(spec).level
-    env = make_env(VECTOR, 0, spec)
+    env = make_env(VECTOR, 0, parse_condition(spec))
     for _ in range(3):
         env.reset()
         env.step(np.zeros(env.act_dim))

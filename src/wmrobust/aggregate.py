@@ -17,9 +17,8 @@ import pandas as pd
 
 from wmrobust.config import flatten, to_dict
 from wmrobust.io import provenance_path, read_table, write_table
+from wmrobust.results import RESULT_KINDS
 from wmrobust.rundir import METRICS, STATUS, load_trained, read_status
-
-RUN_SOURCES = ("curves", "runs")
 
 
 def run_rows(run_dir: Path, variant: str) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -84,7 +83,7 @@ def aggregate(
 ) -> pd.DataFrame:
     """Build the `source` table of an artifact from its inputs (ordered as ``runs``)."""
     paths = [Path(p) for p in inputs]
-    if source in RUN_SOURCES:
+    if RESULT_KINDS[source].file is None:  # read from the run directories
         run_dirs = [p.parent for p in paths if p.name == STATUS]
         if len(run_dirs) != len(runs):
             raise ValueError(f"aggregate {source}: {len(run_dirs)} run directories for {len(runs)} runs")

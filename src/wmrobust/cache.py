@@ -21,16 +21,18 @@ from pathlib import Path
 
 from wmrobust import rundir
 from wmrobust.experiment import Experiment, GridRun
+from wmrobust.results import RESULT_KINDS
 
 
 def run_files(exp: Experiment, run: GridRun, sources: set[str]) -> list[str]:
     """Paths (relative to a scale's folder) of what the cache holds for a run whose results
     feed the aggregated ``sources`` (curves, runs, eval, rollout, jacobian)."""
-    tables = [f"runs/{run.path}/{rundir.METRICS}"]
-    if "eval" in sources:
-        tables.append(exp.result_file("eval", run))
-    if sources & {"rollout", "jacobian"}:  # one job writes both
-        tables += [exp.result_file("rollout", run), exp.result_file("jacobian", run)]
+    stages = {RESULT_KINDS[s].stage for s in sources}
+    # Every table of a stage the sources need: one job writes them together (rollout, jacobian).
+    tables = [f"runs/{run.path}/{rundir.METRICS}"] + [
+        exp.result_file(name, run) for name, kind in RESULT_KINDS.items()
+        if kind.source and kind.file and kind.stage in stages
+    ]
     return ([f"runs/{run.path}/{rundir.CONFIG}", f"runs/{run.path}/{rundir.STATUS}"]
             + tables + [f"{t}.provenance.json" for t in tables])
 

@@ -5,6 +5,7 @@ seed, condition)``), so an episode is fixed by (condition, seed). Episodes are
 stepped together: one `BatchEnv` holds up to ``CHUNK`` episodes of any
 conditions, spread over ``workers`` processes, and the policy acts on all of them
 with one batched ``agent.act`` call per distinct latent error in the chunk.
+Conditions travel to the env workers as `Condition` objects.
 Chunks are cut from the job list independently of ``workers``, and torch is
 seeded per chunk from its contents, so a result depends on the job list alone:
 the same call gives the same returns whatever the worker count. (The agent
@@ -22,12 +23,24 @@ import numpy as np
 
 from wmrobust.agent.config import LatentErrorConfig
 from wmrobust.envs.config import EnvConfig
-from wmrobust.perturb import Condition
+from wmrobust.perturb import Condition, SpecError
 
 CHUNK = 16
 """Most episodes stepped together in one BatchEnv. Bounds memory: a pixel env with its EGL
 renderer holds about 80 MB, so 16 stay near 1.3 GB; the policy step is cheap enough that
 larger batches gain little (bench/evaluate.py)."""
+
+
+def zero_drift_error(sigma2: float) -> LatentErrorConfig:
+    """The latent family's implementation: a zero-drift latent error of variance sigma2."""
+    return LatentErrorConfig(kind="zero_drift", sigma2=sigma2) if sigma2 > 0 else LatentErrorConfig()
+
+
+def latent_error(condition: Condition) -> LatentErrorConfig:
+    """The agent's test-time latent error under `condition` (none without a latent perturbation)."""
+    if len(condition.latent) > 1:
+        raise SpecError(f"{condition.label}: the agent takes one latent error at a time")
+    return next((p.definition.apply(p.level) for p in condition.latent), LatentErrorConfig())
 
 
 class AgentPolicy:
@@ -39,8 +52,7 @@ class AgentPolicy:
     def initial(self, n: int):
         return self.agent.initial_state(n)
 
-    def __call__(self, obs: dict, state, sigma2: float):
-        error = LatentErrorConfig(kind="zero_drift", sigma2=sigma2) if sigma2 > 0 else LatentErrorConfig()
+    def __call__(self, obs: dict, state, error: LatentErrorConfig):
         return self.agent.act(obs, state, mode="eval", latent_error=error)
 
 
@@ -53,7 +65,7 @@ class RandomPolicy:
     def initial(self, n: int):
         return n
 
-    def __call__(self, obs: dict, state, sigma2: float):
+    def __call__(self, obs: dict, state, error: LatentErrorConfig):
         return self.rng.uniform(-1, 1, (state, self.act_dim)).astype(np.float32), state
 
     def seed(self, seed: int) -> None:
@@ -111,21 +123,21 @@ def _run_chunks(policy, cfg: EnvConfig, jobs: list[Job], workers: int, record: b
         if isinstance(policy, RandomPolicy):
             policy.seed(seed)
         # One policy state (and one act call per step) per distinct latent error.
-        groups: dict[float, list[int]] = {}
+        groups: dict[LatentErrorConfig, list[int]] = {}
         for i, job in enumerate(chunk):
-            groups.setdefault(job.condition.latent_sigma2, []).append(i)
-        fns = [functools.partial(make_env, cfg, job.seed, job.condition.label) for job in chunk]
+            groups.setdefault(latent_error(job.condition), []).append(i)
+        fns = [functools.partial(make_env, cfg, job.seed, job.condition) for job in chunk]
         with BatchEnv(fns, processes=min(workers, len(fns))) as envs:
             obs = envs.reset()
-            states = {s: policy.initial(len(idx)) for s, idx in groups.items()}
+            states = {error: policy.initial(len(idx)) for error, idx in groups.items()}
             total = np.zeros(len(chunk))
             trace = [[(o, np.zeros(envs.act_dim, np.float32), 0.0)] for o in obs] if record else None
             done = np.zeros(len(chunk), bool)
             first = True
             while not done.all():
                 actions = np.zeros((len(chunk), envs.act_dim), np.float32)
-                for sigma2, idx in groups.items():
-                    act, states[sigma2] = policy(_stack([obs[i] for i in idx], first), states[sigma2], sigma2)
+                for error, idx in groups.items():
+                    act, states[error] = policy(_stack([obs[i] for i in idx], first), states[error], error)
                     actions[idx] = act
                 results = envs.step(list(actions))
                 obs = [r[0] for r in results]

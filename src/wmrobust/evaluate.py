@@ -17,7 +17,7 @@ import pandas as pd
 from wmrobust.envs.config import EnvConfig
 from wmrobust.episodes import AgentPolicy, Job, RandomPolicy, run_episodes
 from wmrobust.io import atomic_path, write_table
-from wmrobust.perturb import LEVELS, Condition, SpecError, parse_condition
+from wmrobust.perturb import CLEAN, FAMILIES, Condition, SpecError, parse_condition, sweep
 from wmrobust.rundir import RunError, TrainedRun, load_agent, load_trained
 
 EVALUATION_SEED_BASE = 1_000_000
@@ -53,34 +53,26 @@ def finite_weights(agent) -> bool:
 # Conditions and seeds.
 
 
-def protocol_conditions(obs: str = "pixels") -> list[str]:
-    """docs/protocol.md section 5: clean, then every family at every level (image-only families
-    dropped for vector observations)."""
-    image_only = ("rotation", "mask")
-    return ["clean"] + [
-        parse_condition(f"{family}={level}").label
-        for family, levels in LEVELS.items()
-        if not (obs == "vector" and family in image_only)
-        for level in levels
-    ]
+def protocol_conditions(obs: str = "pixels") -> list[Condition]:
+    """docs/protocol.md section 5: clean, then every family at its default levels (image-only
+    families dropped for vector observations)."""
+    return sweep({name: family.levels for name, family in FAMILIES.items()
+                  if not (obs == "vector" and family.images_only)})
 
 
 def evaluation_seeds(episodes: int, base: int = EVALUATION_SEED_BASE) -> list[int]:
     return [base + k for k in range(episodes)]
 
 
-def parse_conditions(specs: list[str], obs: str) -> list[Condition]:
-    """Parsed, de-duplicated conditions (clean once), checked against the observation type."""
+def check_conditions(conditions: list[Condition], obs: str) -> list[Condition]:
+    """The conditions without repeats (clean once), checked against the observation type."""
     from wmrobust.perturb.observation import check_observation_perturbations
 
-    if not specs:
+    if not conditions:
         raise SpecError("no conditions to evaluate")
-    conditions: dict[str, Condition] = {}
-    for spec in specs:
-        condition = parse_condition(spec)
+    for condition in conditions:
         check_observation_perturbations(condition.observation, "image" if obs == "pixels" else "vector")
-        conditions.setdefault(condition.label, condition)
-    return list(conditions.values())
+    return list(dict.fromkeys(conditions))
 
 
 def check_seeds(seeds: list[int]) -> list[int]:
@@ -96,7 +88,7 @@ def check_seeds(seeds: list[int]) -> list[int]:
 # evaluate and collect.
 
 
-def evaluate(run_dir: Path, out: Path, *, variant: str, conditions: list[str], episode_seeds: list[int],
+def evaluate(run_dir: Path, out: Path, *, variant: str, conditions: list[Condition], episode_seeds: list[int],
              episode_frames: int | None = None, workers: int = 1, progress: bool | None = None) -> pd.DataFrame:
     """Return of the run's final policy (mode actions) for every condition and episode seed,
     written to `out` as one row per (condition, episode). A diverged run gives the same rows
@@ -105,9 +97,9 @@ def evaluate(run_dir: Path, out: Path, *, variant: str, conditions: list[str], e
         raise SpecError(f"--out {out}: unsupported table format {Path(out).suffix!r} (use .parquet or .csv)")
     run = load_trained(run_dir)
     cfg = env_config(run, episode_frames)
-    parsed = parse_conditions(conditions, cfg.obs)
+    conditions = check_conditions(conditions, cfg.obs)
     seeds = check_seeds(episode_seeds)
-    jobs = [Job(c, s) for c in parsed for s in seeds]
+    jobs = [Job(c, s) for c in conditions for s in seeds]
     if run.diverged:
         returns = [float("nan")] * len(jobs)
     else:
@@ -155,7 +147,7 @@ def collect(run_dir: Path, out: Path, *, episode_seeds: list[int], episode_frame
         warnings.warn(f"{run.path}: run diverged and its policy is unusable ({reason}); "
                       "collecting held-out episodes with uniform random actions", stacklevel=2)
         policy, name = RandomPolicy(act_dim), "random"
-    jobs = [Job(parse_condition("clean"), s) for s in seeds]
+    jobs = [Job(CLEAN, s) for s in seeds]
     _, episodes = run_episodes(policy, cfg, jobs, workers=workers, record=True)
     arrays = {key: np.stack([e[key] for e in episodes]) for key in episodes[0]}
     arrays.update(episode_seeds=np.array(seeds, np.int64), task=np.array(cfg.task),
@@ -198,9 +190,10 @@ def cli(command: str, argv: list[str]) -> int:
         raise SpecError(f"--episodes {args.episodes} must be >= 1")
     seeds = args.episode_seeds or evaluation_seeds(args.episodes)
     if command == "evaluate":
-        conditions = args.conditions
-        if conditions is None:
+        if args.conditions is None:
             conditions = protocol_conditions(load_trained(args.run_dir).cfg.env.obs)
+        else:
+            conditions = [parse_condition(spec) for spec in args.conditions]
         evaluate(args.run_dir, args.out, variant=args.variant, conditions=conditions, episode_seeds=seeds,
                  episode_frames=args.episode_frames, workers=args.workers)
     else:

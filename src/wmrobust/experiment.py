@@ -17,10 +17,10 @@ from typing import Any
 
 from wmrobust.config import ConfigError, RunConfig, merge, parse_number, read_yaml, resolve, seed_problem
 from wmrobust.envs.config import TASK_CAMERAS
-from wmrobust.perturb.spec import FAMILIES, IMAGE_ONLY, Perturbation, SpecError
+from wmrobust.perturb import FAMILIES, Condition, Perturbation, SpecError, sweep
+from wmrobust.results import RESULT_KINDS
 from wmrobust.rundir import run_path
 
-SOURCES = ("curves", "eval", "rollout", "jacobian", "runs")
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -232,15 +232,15 @@ class Experiment:
         """Refuse, at DAG build, evaluation conditions and rollout lengths that the evaluate
         and rollout jobs of the grid's runs would refuse, naming the key."""
 
-        def reading(source: str) -> list[GridRun]:
-            needed = {pair for a in ids if source in self.artifact_sources(a)
+        def reading(stage: str) -> list[GridRun]:
+            needed = {pair for a in ids if stage in self.artifact_stages(a)
                       for pair in (pairs if self.artifact(a)["runs"] == "all" else self._declared_runs(a))}
             return [r for r in runs if (r.task, r.variant) in needed]
 
         levels = (f"scales.{self.scale_name}.perturbation_levels" if self.scale.get("perturbation_levels")
                   else "perturbations")
-        family = next((f for f in IMAGE_ONLY if f in self.perturbation_levels), None)
-        for run in reading("eval") if family else []:
+        family = next((f for f, d in FAMILIES.items() if d.images_only and f in self.perturbation_levels), None)
+        for run in reading("evaluate") if family else []:
             if self.run_config(run.task, run.variant, run.seed).env.obs == "vector":
                 raise ConfigError(f"{levels}.{family}: {family} perturbs images only, but run "
                                   f"{run.task}/{run.variant}/seed{run.seed} observes vectors (env.obs: vector)")
@@ -288,8 +288,16 @@ class Experiment:
     def artifact_sources(self, artifact_id: str) -> list[str]:
         return list(self.config["notebooks"][self.artifact(artifact_id)["notebook"]]["sources"])
 
+    def artifact_stages(self, artifact_id: str) -> set[str]:
+        """The rules whose per-run results the artifact reads (train, evaluate, rollout)."""
+        return {RESULT_KINDS[source].stage for source in self.artifact_sources(artifact_id)}
+
     def artifact_output_kind(self, artifact_id: str) -> str:
         return self.artifact(artifact_id)["output"]
+
+    def stage_runs(self, stage: str, artifact_ids: list[str]) -> set[GridRun]:
+        """The runs whose results of ``stage`` (a rule: evaluate, rollout) the artifacts read."""
+        return {r for a in artifact_ids if stage in self.artifact_stages(a) for r in self.artifact_runs(a)}
 
     # -- per-run settings ----------------------------------------------------
 
@@ -325,7 +333,7 @@ class Experiment:
         artifacts = {a: self.config["artifacts"][a] for a in self.artifact_ids}
         return {
             "runs": [r.path for r in self.runs],
-            "conditions": self.conditions,
+            "conditions": self.condition_labels,
             "stages": {name: self.stage(name) for name in ("evaluation", "heldout", "rollout")},
             "artifacts": artifacts,
             "notebooks": {a["notebook"]: self.config["notebooks"][a["notebook"]] for a in artifacts.values()},
@@ -354,11 +362,15 @@ class Experiment:
         return self.scale.get("perturbation_levels") or self.config["perturbations"]
 
     @cached_property
-    def conditions(self) -> list[str]:
-        """Condition specs evaluated for every run: clean first, then family=level."""
-        return ["clean"] + [
-            f"{family}={level:g}" for family, levels in self.perturbation_levels.items() for level in levels
-        ]
+    def conditions(self) -> list[Condition]:
+        """The conditions evaluated for every run: clean first, then each family at each level."""
+        return sweep(self.perturbation_levels)
+
+    @cached_property
+    def condition_labels(self) -> list[str]:
+        """The conditions' string form: in the evaluate stage id, the artifacts' signature and
+        the evaluate rule's params (Snakemake compares a job's params by their repr)."""
+        return [c.label for c in self.conditions]
 
     def evaluation_seeds(self, episodes: int) -> list[int]:
         base = int(self.config["evaluation_seed_base"])
@@ -383,22 +395,17 @@ class Experiment:
                     "episode_frames": settings.get("episode_frames")}
 
         rollout = self.stage("rollout")
-        ids = {"evaluate": digest({"conditions": self.conditions, **episodes("evaluation")}),
+        ids = {"evaluate": digest({"conditions": self.condition_labels, **episodes("evaluation")}),
                "collect": digest(episodes("heldout"))}
         ids["rollout"] = digest({"heldout": ids["collect"], "context": rollout.get("context", 5),
                                  "horizon": rollout.get("horizon", 50)})
         return ids
 
     def result_file(self, kind: str, run: GridRun) -> str:
-        """Where a run's result of ``kind`` (eval, heldout, rollout, jacobian) lies, relative to
-        results/<scale>/ (and cache/<scale>/): ``<kind>/<run path>/<stage id>.<ext>``."""
-        ids = self.stage_ids
-        return {
-            "eval": f"eval/{run.path}/{ids['evaluate']}.parquet",
-            "heldout": f"heldout/{run.path}/{ids['collect']}.npz",
-            "rollout": f"rollout/{run.path}/{ids['rollout']}.parquet",
-            "jacobian": f"rollout/{run.path}/{ids['rollout']}.jacobian.parquet",
-        }[kind]
+        """Where a run's result of ``kind`` (eval, heldout, rollout, jacobian: wmrobust.results)
+        lies, relative to results/<scale>/ (and cache/<scale>/)."""
+        result = RESULT_KINDS[kind]
+        return result.path(run.path, self.stage_ids[result.stage])
 
     def resources(self, rule: str) -> dict[str, Any]:
         """Declared threads/mem/runtime/gpu of a compute rule (rollout and collect share evaluate's)."""

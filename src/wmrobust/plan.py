@@ -17,13 +17,11 @@ from wmrobust.experiment import Experiment
 
 def job_counts(exp: Experiment, artifacts: list[str]) -> Counter:
     """Jobs per rule to build ``artifacts`` from nothing."""
-    runs = sorted({r for a in artifacts for r in exp.artifact_runs(a)})
-    rollout = sorted(
-        {r for a in artifacts if "rollout" in exp.artifact_sources(a) for r in exp.artifact_runs(a)}
-    )
+    runs = {r for a in artifacts for r in exp.artifact_runs(a)}
+    rollout = exp.stage_runs("rollout", artifacts)
     counts = Counter(
-        train=len(set(runs) | {exp.run(r.task, "baseline", r.seed) for r in rollout}),
-        evaluate=len({r for a in artifacts if "eval" in exp.artifact_sources(a) for r in exp.artifact_runs(a)}),
+        train=len(runs | {exp.run(r.task, "baseline", r.seed) for r in rollout}),
+        evaluate=len(exp.stage_runs("evaluate", artifacts)),
         collect=len({(r.task, r.seed) for r in rollout}),
         rollout=len(rollout),
         aggregate=sum(len(exp.artifact_sources(a)) for a in artifacts),

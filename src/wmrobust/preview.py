@@ -14,9 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from wmrobust.perturb import FAMILIES, LEVELS, Perturbation, SpecError
+from wmrobust.perturb import CLEAN, FAMILIES, Condition, Perturbation, SpecError
 
-ROWS = ("noise", "rotation", "mask", "mass", "friction")
+
+def rows() -> list[str]:
+    """The families an env picture can show (observation and dynamics) that have default levels."""
+    return [name for name, f in FAMILIES.items() if f.levels and f.kind != "latent"]
 
 
 def fixed_actions(steps: int, act_dim: int) -> np.ndarray:
@@ -25,7 +28,7 @@ def fixed_actions(steps: int, act_dim: int) -> np.ndarray:
     return np.sin(0.25 * t + np.arange(act_dim)[None, :]).astype(np.float32)
 
 
-def final_states(cfg, seed: int, conditions: list[str], steps: int) -> dict[str, np.ndarray]:
+def final_states(cfg, seed: int, conditions: list[Condition], steps: int) -> dict[Condition, np.ndarray]:
     """{condition: physics state after `steps` fixed actions}; vector obs, so no rendering."""
     from wmrobust.envs import make_env
 
@@ -46,27 +49,28 @@ def preview_grid(cfg, seed: int, steps: int) -> dict[tuple[str, float | None], n
     from wmrobust.envs.dmc import PERTURBATION_STREAM
     from wmrobust.perturb.observation import perturb_observation
 
-    dynamics = [Perturbation(f, x) for f in ROWS for x in LEVELS[f] if FAMILIES[f].kind == "dynamics"]
-    states = final_states(cfg, seed, ["clean"] + [p.label for p in dynamics], steps)
+    dynamics = [Condition((Perturbation(f, x),)) for f in rows() if FAMILIES[f].kind == "dynamics"
+                for x in FAMILIES[f].levels]
+    states = final_states(cfg, seed, [CLEAN, *dynamics], steps)
     # One renderer draws every state: dynamics scales change no geometry or colour.
     camera = make_env(dataclasses.replace(cfg, obs="pixels"), seed)
     frames = {}
-    for label, state in states.items():
+    for condition, state in states.items():
         camera.physics.set_state(state)
         camera.physics.forward()
-        frames[label] = camera.render()
+        frames[condition] = camera.render()
     camera.close()
-    clean = frames["clean"]
+    clean = frames[CLEAN]
     grid = {}
-    for family in ROWS:
+    for family in rows():
         grid[family, None] = clean
-        for level in LEVELS[family]:
+        for level in FAMILIES[family].levels:
             perturbation = Perturbation(family, level)
             if perturbation.kind == "observation":
                 rng = np.random.default_rng([seed, PERTURBATION_STREAM])
                 grid[family, level] = perturb_observation({"image": clean}, (perturbation,), rng)["image"]
             else:
-                grid[family, level] = frames[perturbation.label]
+                grid[family, level] = frames[Condition((perturbation,))]
     return grid
 
 
@@ -76,10 +80,11 @@ def draw(frames, task: str, steps: int, action_repeat: int, out: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = 1 + max(len(LEVELS[f]) for f in ROWS)
-    fig, axes = plt.subplots(len(ROWS), columns, figsize=(1.7 * columns + 0.6, 1.8 * len(ROWS) + 0.9))
-    for r, family in enumerate(ROWS):
-        levels = (None, *LEVELS[family])
+    families = rows()
+    columns = 1 + max(len(FAMILIES[f].levels) for f in families)
+    fig, axes = plt.subplots(len(families), columns, figsize=(1.7 * columns + 0.6, 1.8 * len(families) + 0.9))
+    for r, family in enumerate(families):
+        levels = (None, *FAMILIES[family].levels)
         for c, ax in enumerate(axes[r]):
             ax.set_xticks([]), ax.set_yticks([])
             if c >= len(levels):
@@ -89,11 +94,12 @@ def draw(frames, task: str, steps: int, action_repeat: int, out: str) -> None:
             ax.set_title("clean" if levels[c] is None else f"{family}={levels[c]:g}", fontsize=9)
             if c == 0:
                 ax.set_ylabel(f"{family}\n({FAMILIES[family].kind})", fontsize=10)
-    note = (
-        f"{task}: frame after {steps} agent steps ({steps * action_repeat} env frames) of a fixed action "
-        f"sequence. latent (sigma2 {', '.join(f'{x:g}' for x in LEVELS['latent'])}) perturbs the world "
-        "model's latent state, not the env: not shown."
-    )
+    note = (f"{task}: frame after {steps} agent steps ({steps * action_repeat} env frames) of a fixed action "
+            "sequence.")
+    for f in FAMILIES.values():
+        if f.kind == "latent" and f.levels:
+            note += (f" {f.name} ({f.meaning} {', '.join(f'{x:g}' for x in f.levels)}) perturbs the world "
+                     "model's latent state, not the env: not shown.")
     fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=8, wrap=True)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(out, dpi=120)

@@ -9,7 +9,8 @@ from snakemake.utils import min_version
 from wmrobust import cache, rundir
 from wmrobust.config import ConfigError, identity, read_yaml
 from wmrobust.envs.config import gl_problem
-from wmrobust.experiment import SOURCES, Experiment, check_schema
+from wmrobust.experiment import Experiment, check_schema
+from wmrobust.results import RESULT_KINDS, sources
 from wmrobust.train import train_job
 
 min_version("9.0")
@@ -74,7 +75,7 @@ wildcard_constraints:
     seed=r"\d+",
     rid="[0-9a-f]{12}",
     sid="[0-9a-f]{8}",
-    source="|".join(SOURCES),
+    source="|".join(sources()),
     artifact="|".join(config["artifacts"]) or "^$",
 
 
@@ -82,6 +83,11 @@ wildcard_constraints:
 RUN = rundir.run_path("{task}", "{variant}", "{seed}", "{rid}")
 # Held-out episodes are the baseline's, shared by every variant of its task and seed.
 BASELINE_RUN = rundir.run_path("{task}", "baseline", "{seed}", "{rid}")
+
+
+def result_pattern(kind, run=RUN):
+    """A rule's output path of a per-run result, as Experiment.result_file spells it."""
+    return f"results/{{scale}}/{RESULT_KINDS[kind].path(run, '{sid}')}"
 
 
 def run_files(run):
@@ -168,7 +174,7 @@ def result(relative):
 def source_files(artifact, source):
     """Per-run result files an aggregated table of `artifact` is built from."""
     runs = EXPERIMENT.artifact_runs(artifact)
-    if source in ("eval", "rollout", "jacobian"):
+    if RESULT_KINDS[source].file:
         return [result(EXPERIMENT.result_file(source, r)) for r in runs]
     # A run's status and metrics come from one place: where its status.json is.
     return [

@@ -9,9 +9,9 @@ rule evaluate:
         model=f"results/{{scale}}/runs/{RUN}/{rundir.MODEL}",
         status=f"results/{{scale}}/runs/{RUN}/{rundir.STATUS}",
     output:
-        f"results/{{scale}}/eval/{RUN}/{{sid}}.parquet",
+        result_pattern("eval"),
         # Declared so that a failed job leaves no provenance without its table.
-        f"results/{{scale}}/eval/{RUN}/{{sid}}.parquet.provenance.json",
+        result_pattern("eval") + ".provenance.json",
     log:
         f"results/{{scale}}/logs/evaluate/{RUN}/{{sid}}.log",
     benchmark:
@@ -24,7 +24,7 @@ rule evaluate:
         runtime=resource("evaluate", "runtime", 60),
     params:
         stage=current_stage("evaluate"),
-        conditions=EXPERIMENT.conditions,
+        conditions=EXPERIMENT.condition_labels,
         episode_seeds=episode_seeds("evaluation"),
         episode_frames=EXPERIMENT.stage("evaluation").get("episode_frames"),
     script:
@@ -38,7 +38,7 @@ rule collect:
         model=f"results/{{scale}}/runs/{BASELINE_RUN}/{rundir.MODEL}",
         status=f"results/{{scale}}/runs/{BASELINE_RUN}/{rundir.STATUS}",
     output:
-        f"results/{{scale}}/heldout/{BASELINE_RUN}/{{sid}}.npz",
+        result_pattern("heldout", BASELINE_RUN),
     log:
         f"results/{{scale}}/logs/collect/{BASELINE_RUN}/{{sid}}.log",
     benchmark:
@@ -63,10 +63,10 @@ rule rollout:
         status=f"results/{{scale}}/runs/{RUN}/{rundir.STATUS}",
         heldout=heldout_file,
     output:
-        errors=f"results/{{scale}}/rollout/{RUN}/{{sid}}.parquet",
-        jacobian=f"results/{{scale}}/rollout/{RUN}/{{sid}}.jacobian.parquet",
-        errors_provenance=f"results/{{scale}}/rollout/{RUN}/{{sid}}.parquet.provenance.json",
-        jacobian_provenance=f"results/{{scale}}/rollout/{RUN}/{{sid}}.jacobian.parquet.provenance.json",
+        errors=result_pattern("rollout"),
+        jacobian=result_pattern("jacobian"),
+        errors_provenance=result_pattern("rollout") + ".provenance.json",
+        jacobian_provenance=result_pattern("jacobian") + ".provenance.json",
     log:
         f"results/{{scale}}/logs/rollout/{RUN}/{{sid}}.log",
     benchmark:

@@ -17,18 +17,7 @@ import pandas as pd
 from wmrobust import claims, stats
 from wmrobust.artifacts.spec import Spec, family_order, plural, restrict, spec_order
 from wmrobust.artifacts.style import FRAMES_FORMAT, Style, finish_figure, line_kw, no_data, set_style, variant_styles
-
-FAMILY_UNITS = {
-    "noise": "pixel noise std",
-    "rotation": "degrees",
-    "mask": "fraction occluded",
-    "mass": "mass scale",
-    "friction": "friction scale",
-    "gravity": "gravity scale",
-    "latent": r"latent error $\sigma^2$",
-}
-# Where the clean condition sits on each family's axis: no change.
-IDENTITY_LEVEL = {"mass": 1.0, "friction": 1.0, "gravity": 1.0}
+from wmrobust.perturb.families import FAMILIES
 ROLLOUT_METRICS = {
     "obs_mse": "observation MSE",
     "latent_dist": "latent distance",
@@ -187,10 +176,13 @@ def plot_robustness(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
         panels = [(t, f) for t in spec.tasks for f in families]
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.9 * nrow), squeeze=False)
     for ax, (task, fam) in zip(axes.ravel(), panels):
+        # The clean return sits where the family changes nothing; a composition such as
+        # noise+mask is not in the registry: labelled by its name, clean at 0.
+        identity, unit = (FAMILIES[fam].identity, FAMILIES[fam].unit) if fam in FAMILIES else (0.0, fam)
         drew = False
         for v in spec.variants:
             rows = summary[(summary["task"] == task) & (summary["variant"] == v)]
-            clean = rows[rows["family"] == "clean"].assign(level=IDENTITY_LEVEL.get(fam, 0.0))
+            clean = rows[rows["family"] == "clean"].assign(level=identity)
             s = pd.concat([clean, rows[rows["family"] == fam]]).sort_values("level")
             if s.empty:
                 continue
@@ -205,7 +197,7 @@ def plot_robustness(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
         if not drew:
             no_data(ax)
         ax.set_title(fam if len(spec.tasks) == 1 else f"{task}: {fam}")
-        ax.set_xlabel(f"perturbation level ({FAMILY_UNITS.get(fam, fam)})")
+        ax.set_xlabel(f"perturbation level ({unit})")
         ax.set_ylabel("episode return")
     for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)

@@ -21,9 +21,8 @@ import pandas as pd
 
 from wmrobust import stats
 from wmrobust.io import atomic_path, atomic_write_json, atomic_write_text, provenance, read_table
-
-TABLES = ("curves", "eval", "rollout", "jacobian", "runs")
-FAMILY_ORDER = ("noise", "rotation", "mask", "mass", "friction", "gravity", "latent")
+from wmrobust.perturb.families import family_rank
+from wmrobust.results import sources
 
 
 # ---------------------------------------------------------------- artifact spec
@@ -76,9 +75,9 @@ def _named(ns: Any) -> dict[str, Any]:
 def read_inputs(inputs: Any) -> dict[str, pd.DataFrame]:
     """Read the named aggregated tables among ``snakemake.input`` (curves, eval, rollout, jacobian, runs)."""
     named = _named(inputs)
-    unknown = sorted(set(named) - set(TABLES))
+    unknown = sorted(set(named) - set(sources()))
     if unknown:
-        raise ValueError(f"unknown input name(s) {unknown}; expected some of {list(TABLES)}")
+        raise ValueError(f"unknown input name(s) {unknown}; expected some of {sources()}")
     return {name: read_table(path) for name, path in named.items()}
 
 
@@ -97,8 +96,7 @@ def restrict(df: pd.DataFrame, spec: Spec) -> pd.DataFrame:
 
 
 def family_order(families: Iterable[str]) -> list[str]:
-    fams = [f for f in dict.fromkeys(families) if f != "clean"]
-    return sorted(fams, key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else len(FAMILY_ORDER), f))
+    return sorted((f for f in dict.fromkeys(families) if f != "clean"), key=family_rank)
 
 
 def spec_order(df: pd.DataFrame, spec: Spec) -> pd.DataFrame:

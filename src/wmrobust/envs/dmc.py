@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from dm_control import suite  # noqa: E402
 
 from wmrobust.envs.config import EnvConfig  # noqa: E402
-from wmrobust.perturb import Condition, parse_condition  # noqa: E402
+from wmrobust.perturb import CLEAN, Condition  # noqa: E402
 from wmrobust.perturb.wrappers import DynamicsPerturbation, ObservationPerturbation  # noqa: E402
 
 # The Dreamer papers' camera per domain; 0 elsewhere.
@@ -157,13 +157,12 @@ def vector_spread(task: str) -> np.ndarray:
     return np.std(np.stack(observations), axis=0).astype(np.float32)
 
 
-def make_env(cfg: EnvConfig, seed: int, condition: Condition | str | None = None):
-    """The task of `cfg` under `condition` (a Condition, a spec string, or None for clean).
+def make_env(cfg: EnvConfig, seed: int, condition: Condition = CLEAN):
+    """The task of `cfg` under `condition`.
 
     Dynamics perturbations wrap the base env, observation perturbations wrap those;
-    ``latent`` perturbations are for the evaluator and ignored here.
+    latent perturbations are for the evaluator and ignored here.
     """
-    condition = parse_condition("clean" if condition is None else condition)
     env = DMCEnv(cfg, seed)
     if condition.dynamics:
         env = DynamicsPerturbation(env, condition.dynamics)

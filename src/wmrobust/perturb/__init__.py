@@ -1,14 +1,16 @@
-"""Perturbation suite: spec parsing (pure Python) and env wrappers that apply them.
+"""Perturbation suite: the family registry and condition parsing (pure Python), and env
+wrappers that apply them.
 
 ``from wmrobust.perturb import parse_condition`` loads neither numpy-heavy code nor
 mujoco; the wrappers load on first use.
 """
 
-from wmrobust.perturb.spec import CLEAN, FAMILIES, LEVELS, Condition, Perturbation, SpecError, parse_condition
+from wmrobust.perturb.families import FAMILIES, Family
+from wmrobust.perturb.spec import CLEAN, Condition, Perturbation, SpecError, parse_condition, sweep
 
 _WRAPPERS = ("ObservationPerturbation", "DynamicsPerturbation", "Wrapper")
 
-__all__ = ["CLEAN", "FAMILIES", "LEVELS", "Condition", "Perturbation", "SpecError", "parse_condition"]
+__all__ = ["CLEAN", "FAMILIES", "Condition", "Family", "Perturbation", "SpecError", "parse_condition", "sweep"]
 
 
 def __getattr__(name):

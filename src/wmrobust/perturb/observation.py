@@ -1,7 +1,8 @@
 """Observation perturbations on single observations: uint8 HWC images or float32 vectors.
 
-Images are perturbed in the order rotation -> mask -> noise (the scene turns, an
-occluder covers part of it, then the sensor adds noise), whatever the order of the spec.
+`noise`, `rotation` and `mask` are the implementations the family registry
+(``wmrobust.perturb.families``) names; `perturb_observation` applies a condition's
+observation perturbations in their families' apply_order, whatever the order of the spec.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ import functools
 
 import numpy as np
 
-from wmrobust.perturb.spec import IMAGE_ONLY, Perturbation, SpecError
-
-IMAGE_ORDER = ("rotation", "mask", "noise")
+from wmrobust.perturb.families import FAMILIES
+from wmrobust.perturb.spec import Perturbation, SpecError
 
 
 def add_image_noise(image: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
@@ -96,15 +96,31 @@ def occlude_image(image: np.ndarray, fraction: float, rng: np.random.Generator) 
     return out
 
 
+def noise(observation: np.ndarray, std: float, rng: np.random.Generator, spread: np.ndarray | None) -> np.ndarray:
+    """Gaussian noise: `std` on [0,1] pixels, or `std` times each dimension's spread on a vector."""
+    if spread is None:
+        return add_image_noise(observation, std, rng)
+    return add_vector_noise(observation, std * spread, rng)
+
+
+def rotation(image: np.ndarray, degrees: float, rng: np.random.Generator, spread: None) -> np.ndarray:
+    return rotate_image(image, degrees)
+
+
+def mask(image: np.ndarray, fraction: float, rng: np.random.Generator, spread: None) -> np.ndarray:
+    return occlude_image(image, fraction, rng)
+
+
 def check_observation_perturbations(perturbations, obs_key: str) -> None:
     """Refuse image-only perturbations on vector observations."""
     for p in perturbations:
         if p.kind != "observation":
             raise SpecError(f"{p.label} is a {p.kind} perturbation, not an observation perturbation")
-        if obs_key == "vector" and p.family in IMAGE_ONLY:
+        if obs_key == "vector" and p.definition.images_only:
+            vector = [f.name for f in FAMILIES.values() if f.kind == "observation" and not f.images_only]
             raise SpecError(
                 f"{p.label} perturbs images, but this env observes vectors (env.obs='vector'); "
-                "only noise applies to vector observations"
+                f"only {', '.join(vector)} applies to vector observations"
             )
 
 
@@ -116,27 +132,15 @@ def perturb_observation(
 ) -> dict[str, np.ndarray]:
     """Apply observation perturbations to an observation dict ('image' or 'vector').
 
-    Vector noise is in units of `spread`, each dimension's own scale (``envs.vector_spread``):
-    level 0.1 adds noise with a tenth of that dimension's spread, whatever its physical unit.
+    Vector perturbations are in units of `spread`, each dimension's own scale
+    (``envs.vector_spread``): noise level 0.1 adds noise with a tenth of that dimension's
+    spread, whatever its physical unit.
     """
-    levels = {p.family: p.level for p in perturbations}
-    out = dict(obs)
-    if "vector" in obs:
-        check_observation_perturbations(perturbations, "vector")
-        if "noise" in levels:
-            if spread is None:
-                raise ValueError("vector noise needs the spread of each dimension (envs.vector_spread)")
-            out["vector"] = add_vector_noise(obs["vector"], levels["noise"] * spread, rng)
-        return out
-    image = obs["image"]
-    for family in IMAGE_ORDER:
-        if family not in levels:
-            continue
-        if family == "rotation":
-            image = rotate_image(image, levels[family])
-        elif family == "mask":
-            image = occlude_image(image, levels[family], rng)
-        else:
-            image = add_image_noise(image, levels[family], rng)
-    out["image"] = image
-    return out
+    key = "vector" if "vector" in obs else "image"
+    check_observation_perturbations(perturbations, key)
+    if key == "vector" and perturbations and spread is None:
+        raise ValueError("vector perturbations need the spread of each dimension (envs.vector_spread)")
+    value = obs[key]
+    for p in sorted(perturbations, key=lambda p: p.definition.apply_order):
+        value = p.definition.apply(value, p.level, rng, spread if key == "vector" else None)
+    return {**obs, key: value}

@@ -1,75 +1,25 @@
-"""Perturbation specs: short strings like ``noise=0.1`` or ``mask=0.25,mass=1.5``.
+"""Perturbation conditions: short strings like ``noise=0.1`` or ``mask=0.25,mass=1.5``.
 
-Parsing is pure Python (no numpy, no dm_control), so the workflow can validate
-specs and name result columns without loading any simulator.
+A condition is parsed once, where it enters (the experiment config, a command line),
+into a `Condition`; everything downstream, env workers included, receives the object.
+Its one string form is `Condition.label` (result columns, the evaluate stage id, Snakemake
+params), which `parse_condition` reads back. Pure Python (no numpy, no dm_control), so the
+workflow can validate conditions without loading any simulator.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from wmrobust.perturb.families import FAMILIES, Family, family_rank, number_text
 
 from wmrobust.errors import UserError
 
 
 class SpecError(UserError):
     """A perturbation spec that cannot be parsed or is out of range."""
-
-
-@dataclass(frozen=True)
-class Family:
-    """One perturbation family: what it acts on and its valid levels."""
-
-    kind: str
-    """observation, dynamics or latent."""
-    meaning: str
-    """What the level means, for error messages and figure labels."""
-    low: float
-    high: float
-    low_closed: bool
-    high_closed: bool
-
-    def contains(self, level: float) -> bool:
-        above = level >= self.low if self.low_closed else level > self.low
-        below = level <= self.high if self.high_closed else level < self.high
-        return above and below
-
-    @property
-    def range_text(self) -> str:
-        left = "[" if self.low_closed else "("
-        right = "]" if self.high_closed else ")"
-        return f"{left}{_number(self.low)}, {_number(self.high)}{right}"
-
-
-# Dict order is the canonical order of families in labels.
-FAMILIES: dict[str, Family] = {
-    "noise": Family("observation", "gaussian noise std (pixels on [0,1]; vectors: fraction of each dimension's spread)", 0.0, 1.0, True, True),
-    "rotation": Family("observation", "image rotation in degrees, counter-clockwise", -180.0, 180.0, True, True),
-    "mask": Family("observation", "fraction of the image occluded by a black block", 0.0, 1.0, True, False),
-    "mass": Family("dynamics", "scale of all body masses (and inertias)", 0.0, 10.0, False, True),
-    "friction": Family("dynamics", "scale of all friction coefficients", 0.0, 10.0, False, True),
-    "gravity": Family("dynamics", "scale of gravity", 0.0, 10.0, False, True),
-    "latent": Family("latent", "test-time zero-drift latent error variance sigma2", 0.0, math.inf, True, False),
-}
-
-# Observation families that act on images only (noise also perturbs vector observations).
-IMAGE_ONLY = ("rotation", "mask")
-
-# docs/protocol.md section 5: the levels every run is evaluated at.
-LEVELS: dict[str, tuple[float, ...]] = {
-    "noise": (0.05, 0.1, 0.2, 0.3),
-    "rotation": (5.0, 10.0, 20.0, 30.0),
-    "mask": (0.1, 0.25, 0.5),
-    "mass": (0.5, 0.75, 1.25, 1.5),
-    "friction": (0.5, 0.75, 1.25, 1.5),
-    "latent": (0.1, 1.0, 5.0),
-}
-
-
-def _number(x: float) -> str:
-    """Shortest round-tripping text of a float, without a trailing '.0' (20.0 -> '20')."""
-    text = repr(float(x) + 0.0)  # + 0.0 turns -0.0 into 0.0
-    return text[:-2] if text.endswith(".0") else text
 
 
 def _valid_text() -> str:
@@ -91,18 +41,23 @@ class Perturbation:
         family = FAMILIES[self.family]
         if not family.contains(level):  # also refuses nan and inf
             raise SpecError(
-                f"{self.family}={_number(level)} is out of range: {self.family} "
+                f"{self.family}={number_text(level)} is out of range: {self.family} "
                 f"({family.meaning}) must be in {family.range_text}; {_valid_text()}"
             )
         object.__setattr__(self, "level", level)
 
     @property
+    def definition(self) -> Family:
+        """The family's registry entry."""
+        return FAMILIES[self.family]
+
+    @property
     def kind(self) -> str:
-        return FAMILIES[self.family].kind
+        return self.definition.kind
 
     @property
     def label(self) -> str:
-        return f"{self.family}={_number(self.level)}"
+        return f"{self.family}={number_text(self.level)}"
 
 
 @dataclass(frozen=True)
@@ -116,8 +71,7 @@ class Condition:
     perturbations: tuple[Perturbation, ...] = ()
 
     def __post_init__(self):
-        order = list(FAMILIES)
-        ordered = tuple(sorted(self.perturbations, key=lambda p: order.index(p.family)))
+        ordered = tuple(sorted(self.perturbations, key=lambda p: family_rank(p.family)))
         families = [p.family for p in ordered]
         if len(set(families)) != len(families):
             raise SpecError(f"condition {self._join(ordered)!r} repeats a family; {_valid_text()}")
@@ -145,11 +99,6 @@ class Condition:
         return self.perturbations[0].level if len(self.perturbations) == 1 else math.nan
 
     @property
-    def latent_sigma2(self) -> float:
-        """Test-time zero-drift latent error variance (0.0 if none); applied by the evaluator."""
-        return next((p.level for p in self.perturbations if p.family == "latent"), 0.0)
-
-    @property
     def observation(self) -> tuple[Perturbation, ...]:
         return tuple(p for p in self.perturbations if p.kind == "observation")
 
@@ -157,11 +106,22 @@ class Condition:
     def dynamics(self) -> tuple[Perturbation, ...]:
         return tuple(p for p in self.perturbations if p.kind == "dynamics")
 
+    @property
+    def latent(self) -> tuple[Perturbation, ...]:
+        """Applied by the evaluator through the agent, not by the env."""
+        return tuple(p for p in self.perturbations if p.kind == "latent")
+
     def __str__(self) -> str:
         return self.label
 
 
 CLEAN = Condition()
+
+
+def sweep(levels: Mapping[str, Iterable[float]]) -> list[Condition]:
+    """Clean, then each family alone at each of its levels, in the mapping's order."""
+    return [CLEAN] + [Condition((Perturbation(family, level),)) for family, values in levels.items()
+                      for level in values]
 
 
 def parse_condition(spec: str | Condition) -> Condition:
