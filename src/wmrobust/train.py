@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 from wmrobust import rundir
-from wmrobust.checkpoint import load_checkpoint, save_checkpoint
+from wmrobust.checkpoint import STATE, CheckpointError, load_checkpoint, save_checkpoint
 from wmrobust.config import ConfigError, RunConfig, config_hash, merge, read_yaml, resolve, save_yaml
 from wmrobust.io import file_digest, provenance, write_table
 
@@ -229,6 +229,51 @@ class Trainer:
             "diverged_at": diverged_at, "pid": os.getpid(), "resumable": status in ("running", "stopped"),
             **extra, **provenance()})
 
+    # ---- checkpoints -------------------------------------------------------------
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What resuming needs besides the replay and the random states (wmrobust.checkpoint)."""
+        import torch
+
+        in_episode = self.env is not None
+        return {
+            "config_hash": self.hash, "agent": self.agent.state_dict(),
+            "optimizers": self.agent.optimizer_state(), "counters": dict(self.count),
+            "episode": ({k: torch.from_numpy(np.stack([s[k] for s in self.episode])) for k in self.episode[0]}
+                        if in_episode else None),
+            "act_state": self.act_state if in_episode else None,
+            "last_batch": ({k: torch.from_numpy(v) for k, v in self.last_batch.items()}
+                           if self.last_batch is not None else None),
+            "rows": self.rows, "pending": self.pending, "elapsed": self.wall_time(),
+        }
+
+    def save_checkpoint(self) -> None:
+        save_checkpoint(self.ckpt_dir, self.checkpoint_state(), self.replay, self.rng)
+        self.last_checkpoint = time.monotonic()
+
+    def restore(self) -> None:
+        """Continue from the checkpoint: its state, and the episode in progress replayed."""
+        state = load_checkpoint(self.ckpt_dir, self.hash, self.device, self.replay, self.rng)
+        self.agent.load_state_dict(state["agent"])
+        self.agent.load_optimizer_state(state["optimizers"])
+        self.count = dict(state["counters"])
+        self.rows, self.pending, self.elapsed = state["rows"], state["pending"], state["elapsed"]
+        if state["episode"] is not None:
+            self.resume_episode({k: v.cpu().numpy() for k, v in state["episode"].items()})
+            self.act_state = state["act_state"]
+        if state["last_batch"] is not None:
+            self.last_batch = {k: v.cpu().numpy() for k, v in state["last_batch"].items()}
+
+    def resume_episode(self, episode: dict[str, np.ndarray]) -> None:
+        """Recreate the episode's env and replay its recorded actions up to where it stopped."""
+        self.open_episode_env()
+        for action in episode["action"][1:]:
+            self.obs, _, _ = self.env.step(action)
+        if not np.array_equal(self.obs[self.key], episode[self.key][-1]):
+            raise CheckpointError(f"{self.ckpt_dir / STATE}: replaying the episode in progress did not reproduce "
+                                  f"its observations; the environment is not deterministic given its seed")
+        self.episode = [{k: v[i] for k, v in episode.items()} for i in range(len(episode["reward"]))]
+
     # ---- the loop ----------------------------------------------------------------
 
     def progress_info(self) -> dict[str, str]:
@@ -246,8 +291,8 @@ class Trainer:
 
     def run(self, stop_after_frames: int | None = None) -> str:
         self.session_start = self.last_log_time = self.last_checkpoint = self.last_line = time.monotonic()
-        if (self.ckpt_dir / "state.pt").exists():
-            load_checkpoint(self)
+        if (self.ckpt_dir / STATE).exists():
+            self.restore()
             print(f"resuming from checkpoint at frames {self.frames}", flush=True)
         self.session_frames, self.session_updates = self.frames, self.count["updates"]
         self.write_status("running")
@@ -282,14 +327,14 @@ class Trainer:
                 if stop_after_frames is not None and self.frames >= stop_after_frames:
                     self.stop_requested = True
                 if self.stop_requested:
-                    save_checkpoint(self)
+                    self.save_checkpoint()
                     self.write_metrics()
                     self.write_status("stopped")
                     print(f"stop requested: checkpoint saved at frames {self.frames}, "
                           f"exiting {EXIT_PREEMPTED}", flush=True)
                     raise SystemExit(EXIT_PREEMPTED)
                 if t.checkpoint_every_seconds and time.monotonic() - self.last_checkpoint >= t.checkpoint_every_seconds:
-                    save_checkpoint(self)
+                    self.save_checkpoint()
         finally:
             if bar is not None:
                 bar.close()
