@@ -205,9 +205,11 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     notebooks = {exp.artifact(a)["notebook"] for a in exp.artifact_ids}
     assert notebooks == {p.stem for p in (REPO / "workflow" / "notebooks").glob("*.py")}
     figures = work / "figures" / "smoke"
+    logs = work / "results" / "smoke" / "logs" / "artifacts"
     for artifact in exp.artifact_ids:
         assert (figures / f"{artifact}.caption.md").stat().st_size > 0, artifact
         assert (figures / f"{artifact}.provenance.json").exists(), artifact
+        assert (logs / f"{artifact}.log").read_text().startswith(artifact), artifact
     assert (figures / "claims.md").read_text().count("verdict") >= 1
 
     again = snakemake("-n", "--cores", "2", "figures", cwd=work)

@@ -29,11 +29,11 @@
 
 # %%
 from wmrobust import claims
-from wmrobust.artifacts.spec import read_inputs, short_caption, spec_from, write_table
+from wmrobust.artifacts.spec import notebook_spec, read_inputs, short_caption, write_table
 from wmrobust.artifacts.tables import claims_display, claims_report, latex_table
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = spec_from(sm.params)
+spec = notebook_spec(sm)
 tables = read_inputs(sm.input)
 table = claims.compute_claims(
     eval=tables.get("eval"), curves=tables.get("curves"), rollout=tables.get("rollout"),

@@ -25,11 +25,11 @@
 # - `output`: `csv`, `md`, `tex`, `caption`, `provenance`.
 
 # %%
-from wmrobust.artifacts.spec import read_inputs, require, short_caption, spec_from, write_table
+from wmrobust.artifacts.spec import notebook_spec, read_inputs, require, short_caption, write_table
 from wmrobust.artifacts.tables import hyperparameter_table, latex_table, markdown_table, seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = spec_from(sm.params)
+spec = notebook_spec(sm)
 tables = read_inputs(sm.input)
 runs = require(tables, "runs", spec.artifact)
 table = hyperparameter_table(runs, spec)

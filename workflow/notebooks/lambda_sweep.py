@@ -26,11 +26,11 @@
 
 # %%
 from wmrobust.artifacts.figures import lambda_summary, plot_lambda_sweep
-from wmrobust.artifacts.spec import plural, read_inputs, require, restrict, spec_from, write_figure
+from wmrobust.artifacts.spec import notebook_spec, plural, read_inputs, require, restrict, write_figure
 from wmrobust.artifacts.tables import seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = spec_from(sm.params)
+spec = notebook_spec(sm)
 tables = read_inputs(sm.input)
 ev = require(tables, "eval", spec.artifact)
 summary = lambda_summary(ev, spec)

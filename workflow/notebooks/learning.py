@@ -29,11 +29,11 @@
 
 # %%
 from wmrobust.artifacts.figures import learning_notes, learning_summary, plot_learning
-from wmrobust.artifacts.spec import read_inputs, require, spec_from, write_figure
+from wmrobust.artifacts.spec import notebook_spec, read_inputs, require, write_figure
 from wmrobust.artifacts.tables import seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = spec_from(sm.params)
+spec = notebook_spec(sm)
 tables = read_inputs(sm.input)
 curves, runs = require(tables, "curves", spec.artifact), require(tables, "runs", spec.artifact)
 summary = learning_summary(curves, runs, spec)

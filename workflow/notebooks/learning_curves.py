@@ -33,11 +33,11 @@
 
 # %%
 from wmrobust.artifacts.figures import curve_summary, diverged_runs, plot_learning_curves
-from wmrobust.artifacts.spec import read_inputs, require, restrict, spec_from, write_figure
+from wmrobust.artifacts.spec import notebook_spec, read_inputs, require, restrict, write_figure
 from wmrobust.artifacts.tables import diverged_note, seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = spec_from(sm.params)
+spec = notebook_spec(sm)
 tables = read_inputs(sm.input)
 curves = require(tables, "curves", spec.artifact)
 diverged = diverged_runs(curves, tables.get("runs"))

@@ -30,11 +30,11 @@
 
 # %%
 from wmrobust.artifacts.figures import plot_robustness, robustness_summary
-from wmrobust.artifacts.spec import read_inputs, require, restrict, spec_from, write_figure, write_table
+from wmrobust.artifacts.spec import notebook_spec, read_inputs, require, restrict, write_figure, write_table
 from wmrobust.artifacts.tables import robustness_markdown, seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = spec_from(sm.params)
+spec = notebook_spec(sm)
 tables = read_inputs(sm.input)
 ev = require(tables, "eval", spec.artifact)
 summary = robustness_summary(ev, spec)

@@ -25,11 +25,11 @@
 
 # %%
 from wmrobust.artifacts.figures import plot_rollout_error, rollout_summary
-from wmrobust.artifacts.spec import read_inputs, require, restrict, spec_from, write_figure
+from wmrobust.artifacts.spec import notebook_spec, read_inputs, require, restrict, write_figure
 from wmrobust.artifacts.tables import jacobian_note, seeds_note
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
-spec = spec_from(sm.params)
+spec = notebook_spec(sm)
 tables = read_inputs(sm.input)
 rollout = require(tables, "rollout", spec.artifact)
 summary = rollout_summary(rollout, spec)

@@ -11,6 +11,7 @@ files a rule declares, with the caption and the merged provenance of the inputs.
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,16 @@ def spec_from(params: Any) -> Spec:
         bootstrap_seed=int(getattr(params, "bootstrap_seed", None) or 0),
         min_seeds=int(getattr(params, "min_seeds", None) or stats.MIN_SEEDS),
     )
+
+
+def notebook_spec(sm: Any) -> Spec:
+    """The Spec of a notebook that Snakemake's ``script:`` runs (``sm`` is its ``snakemake``),
+    with what the notebook prints and warns written to the rule's ``log:``."""
+    spec = spec_from(sm.params)
+    if getattr(sm, "log", None):
+        sys.stdout = sys.stderr = open(sm.log[0], "w", buffering=1)
+        print(f"{spec.artifact} ({spec.scale} scale) from {', '.join(_named(sm.input))}")
+    return spec
 
 
 def _named(ns: Any) -> dict[str, Any]:
