@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +56,20 @@ class Agent(nn.Module):
         self.to(self.device)
         self.compiled = compile and compile_steps(self.world_model.rssm)
 
-        self.model_opt = self.world_model.optimizer()
-        self.actor_opt = torch.optim.Adam(self.behavior.actor.parameters(), lr=cfg.actor_lr, eps=cfg.ac_eps)
-        self.critic_opt = torch.optim.Adam(self.behavior.critic.parameters(), lr=cfg.critic_lr, eps=cfg.ac_eps)
+    # The optimizers exist once learning asks for them: the first one imports torch._dynamo
+    # (~3 s of CPU), which evaluating, collecting and rolling out never need.
+
+    @cached_property
+    def model_opt(self) -> torch.optim.Optimizer:
+        return self.world_model.optimizer()
+
+    @cached_property
+    def actor_opt(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.behavior.actor.parameters(), lr=self.cfg.actor_lr, eps=self.cfg.ac_eps)
+
+    @cached_property
+    def critic_opt(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.behavior.critic.parameters(), lr=self.cfg.critic_lr, eps=self.cfg.ac_eps)
 
     # ---- acting ----------------------------------------------------------------
 
