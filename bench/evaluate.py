@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from wmrobust.config import resolve
-from wmrobust.evaluate import evaluate, evaluation_seeds, protocol_conditions
+from wmrobust.episodes import evaluation_seeds
+from wmrobust.evaluate import evaluate, protocol_conditions
 from wmrobust.train import train
 
 

@@ -57,7 +57,7 @@ def measure(preset: str, size: str, jacobian: str, precision: str, batch: int, l
     from torch.utils.flop_counter import FlopCounterMode
 
     from wmrobust.agent import Agent
-    from wmrobust.agent.agent import tune_cpu
+    from wmrobust.train import tune_cpu
     from wmrobust.config import resolve
 
     tune_cpu()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from wmrobust.agent import Agent
-from wmrobust.agent.agent import tune_cpu
+from wmrobust.train import tune_cpu
 from wmrobust.agent.behavior import lambda_returns
 from wmrobust.agent.compiled import compiler_available
 from wmrobust.agent.config import LatentErrorConfig

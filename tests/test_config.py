@@ -41,9 +41,9 @@ def test_bad_values_name_their_key(overrides, culprit):
 
 def test_identity_columns():
     cfg = resolve({"agent": {"latent_error": {"kind": "zero_drift", "sigma2": 5.0}}, "seed": 2})
-    ident = cfg.identity("zd5")
+    ident = cfg.id_columns("zd5")
     assert ident["variant"] == "zd5" and ident["sigma2"] == 5.0 and ident["seed"] == 2
-    assert math.isnan(resolve({}).identity("baseline")["sigma2"])
+    assert math.isnan(resolve({}).id_columns("baseline")["sigma2"])
 
 
 def test_load_yaml_names_the_file(tmp_path):

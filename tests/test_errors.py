@@ -162,10 +162,10 @@ def test_run_config_number_fields_accept_numeric_strings():
 def test_experiment_numbers_as_strings_are_coerced_before_the_schema(tmp_path):
     import jsonschema
 
-    from wmrobust.experiment import coerce_numbers
+    from wmrobust.schema import coerce_numbers
 
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    config = merge(CONFIG, {"evaluation_seed_base": "7", "seeds": ["1"], "scales": {"smoke": {
+    config = merge(CONFIG, {"min_seeds": "7", "seeds": ["1"], "scales": {"smoke": {
         "perturbation_levels": {"noise": ["0.2"]}, "seeds": ["0", "1"], "evaluation": {"episodes": "2"},
         "run": {"train": {"frames": "2000"}}}}})
     with pytest.raises(jsonschema.ValidationError):
@@ -174,14 +174,14 @@ def test_experiment_numbers_as_strings_are_coerced_before_the_schema(tmp_path):
     jsonschema.validate(config, schema)
     smoke = config["scales"]["smoke"]
     assert smoke["perturbation_levels"]["noise"] == [0.2] and smoke["seeds"] == [0, 1]
-    assert smoke["evaluation"]["episodes"] == 2 and config["evaluation_seed_base"] == 7
+    assert smoke["evaluation"]["episodes"] == 2 and config["min_seeds"] == 7
     assert config["seeds"] == ["1"]  # a string is valid there: left as it is
     assert config["scale"] == "smoke" and smoke["run"]["train"]["frames"] == "2000"  # the run config reads it
     exp = Experiment(config)
     assert exp.run_config("walker_walk", "baseline", 0).train.frames == 2000
     assert "noise=0.2" in exp.condition_labels
-    bad = {"evaluation_seed_base": "many", "scales": {"s": {"seeds": ["nan"]}}}
-    assert coerce_numbers(bad, schema) == {"evaluation_seed_base": "many", "scales": {"s": {"seeds": ["nan"]}}}
+    bad = {"min_seeds": "many", "scales": {"s": {"seeds": ["nan"]}}}
+    assert coerce_numbers(bad, schema) == {"min_seeds": "many", "scales": {"s": {"seeds": ["nan"]}}}
 
 
 # ---- 7: smaller ones -----------------------------------------------------------------------
@@ -209,7 +209,7 @@ def test_train_refuses_nan_from_the_command_line(tmp_path, capsys):
                                                     r"valid keys here: env, agent, train$"),
 ])
 def test_unknown_experiment_keys_named_in_one_line(overrides, message):
-    from wmrobust.experiment import coerce_numbers
+    from wmrobust.schema import coerce_numbers
 
     with pytest.raises(ConfigError, match=message):
         coerce_numbers(merge(CONFIG, overrides), ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -256,7 +256,7 @@ def test_runs_that_would_train_nothing_refused_naming_the_keys():
     ({"min_seeds": 1}, r"^min_seeds: 1 is less than the minimum of 2$"),
 ])
 def test_schema_refuses_names_that_are_not_plain_file_names_on_one_line(overrides, message):
-    from wmrobust.experiment import check_schema
+    from wmrobust.schema import check_schema
 
     with pytest.raises(ConfigError, match=message) as info:
         check_schema(merge(CONFIG, overrides), SCHEMA)

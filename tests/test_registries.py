@@ -40,7 +40,7 @@ def gain_family():
     """'gain' registered first, so that plot order visibly comes from the registry
     (a family it did not know would be placed last)."""
     family = Family("gain", "observation", "brightness multiplied by", "brightness gain", 0.0, 2.0, False, True,
-                    f"{__name__}:gain", levels=(0.5, 1.5), identity=1.0)
+                    f"{__name__}:gain", levels=(0.5, 1.5), neutral=1.0)
     original = dict(FAMILIES)
     FAMILIES.clear()
     FAMILIES.update({"gain": family, **original})
@@ -71,7 +71,7 @@ def test_a_family_added_to_the_registry_is_planned_parsed_applied_and_labelled(g
     fig = plot_robustness(summary, Spec("fig", "", ["baseline"], ["walker_walk"], "smoke", families=["gain"]))
     ax = fig.axes[0]
     assert ax.get_xlabel() == "perturbation level (brightness gain)"
-    assert sorted(ax.lines[0].get_xdata()) == [0.5, 1.0]  # the clean return at the identity level
+    assert sorted(ax.lines[0].get_xdata()) == [0.5, 1.0]  # the clean return at the neutral level
 
 
 def test_the_schema_lists_every_source():

@@ -25,7 +25,7 @@ def run_rows(run_dir: Path, variant: str) -> tuple[dict[str, Any], pd.DataFrame]
     """A run's summary row (identity, status, every hyperparameter) and its training curve."""
     run = load_trained(run_dir)
     cfg, status = run.cfg, run.status
-    identity = cfg.identity(variant)
+    identity = cfg.id_columns(variant)
     diverged_at = status.get("diverged_at") or {}
     summary = {
         **identity,

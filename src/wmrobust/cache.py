@@ -7,7 +7,7 @@ The cache mirrors ``results/<scale>/``, keyed by run identity like it
 only what the aggregated tables read: each run's config, status and metrics, its
 evaluation table, and its rollout and Jacobian tables, each with its provenance. No
 model, replay or held-out episodes. The workflow reads a result from the cache only
-while ``results/<scale>/`` lacks it (``source``), so a user's own run always wins, and a
+while ``results/<scale>/`` lacks it (``result_path``), so a user's own run always wins, and a
 changed config, being a new run id, is never served from the cache.
 
     wmrobust cache --scale local      # results/local -> cache/local, the grid's finished runs
@@ -46,7 +46,7 @@ def run_sources(exp: Experiment) -> dict[GridRun, set[str]]:
     return needed
 
 
-def source(results: str, cache: str, relative: str, use_cache: bool = True) -> str:
+def result_path(results: str, cache: str, relative: str, use_cache: bool = True) -> str:
     """Where the workflow reads ``relative``: the user's ``results/<scale>/`` file, or the
     shipped one while the user has none."""
     own, cached = f"{results}/{relative}", f"{cache}/{relative}"

@@ -124,7 +124,7 @@ class RunConfig:
     def hash(self) -> str:
         return config_hash(self)
 
-    def identity(self, variant: str) -> dict[str, Any]:
+    def id_columns(self, variant: str) -> dict[str, Any]:
         """The identifying columns every result row of this run carries."""
         error = self.agent.latent_error
         return {

@@ -25,6 +25,10 @@ from wmrobust.agent.config import LatentErrorConfig
 from wmrobust.envs.config import EnvConfig
 from wmrobust.perturb import Condition, SpecError
 
+EVALUATION_SEED_BASE = 1_000_000
+"""Evaluation episode k of every condition and run, and held-out episode k, use env seed
+base + k, so every variant faces the same episodes (training episode seeds are hashed from
+the run seed: wmrobust.train.episode_seed)."""
 CHUNK = 16
 """Most episodes stepped together in one BatchEnv. Bounds memory: a pixel env with its EGL
 renderer holds about 80 MB, so 16 stay near 1.3 GB; the policy step is cheap enough that
@@ -70,6 +74,10 @@ class RandomPolicy:
 
     def seed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
+
+
+def evaluation_seeds(episodes: int) -> list[int]:
+    return [EVALUATION_SEED_BASE + k for k in range(episodes)]
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,11 @@ import numpy as np
 import pandas as pd
 
 from wmrobust.envs.config import EnvConfig
-from wmrobust.episodes import AgentPolicy, Job, RandomPolicy, run_episodes
+from wmrobust.episodes import EVALUATION_SEED_BASE, AgentPolicy, Job, RandomPolicy, evaluation_seeds, run_episodes
 from wmrobust.io import atomic_path, write_table
 from wmrobust.perturb import CLEAN, FAMILIES, Condition, SpecError, parse_condition, sweep
 from wmrobust.rundir import RunError, TrainedRun, load_agent, load_trained
 
-EVALUATION_SEED_BASE = 1_000_000
-"""Episode k of every condition uses seed base + k (config/config.yaml: evaluation_seed_base)."""
 
 
 def env_config(run: TrainedRun, episode_frames: int | None) -> EnvConfig:
@@ -58,10 +56,6 @@ def protocol_conditions(obs: str = "pixels") -> list[Condition]:
     families dropped for vector observations)."""
     return sweep({name: family.levels for name, family in FAMILIES.items()
                   if not (obs == "vector" and family.images_only)})
-
-
-def evaluation_seeds(episodes: int, base: int = EVALUATION_SEED_BASE) -> list[int]:
-    return [base + k for k in range(episodes)]
 
 
 def check_conditions(conditions: list[Condition], obs: str) -> list[Condition]:
@@ -106,7 +100,7 @@ def evaluate(run_dir: Path, out: Path, *, variant: str, conditions: list[Conditi
         obs_space, act_dim = env_spaces(cfg)
         agent = load_agent(run, obs_space, act_dim)
         returns, _ = run_episodes(AgentPolicy(agent), cfg, jobs, workers=workers, progress=progress)
-    identity = run.cfg.identity(variant)
+    identity = run.cfg.id_columns(variant)
     rows = [
         {**identity, "condition": job.condition.label, "family": job.condition.family,
          "level": job.condition.level, "episode": k % len(seeds), "episode_seed": job.seed,

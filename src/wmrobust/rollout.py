@@ -99,7 +99,7 @@ def rollout(run_dir: Path, heldout: Path, out: Path, jacobian_out: Path, *, vari
         errors = open_loop_errors(agent.world_model, data, context, horizon)
         norms = agent.world_model.jacobian_norms(data)
 
-    identity = run.cfg.identity(variant)
+    identity = run.cfg.id_columns(variant)
     table = pd.DataFrame([
         {**identity, "horizon": h + 1, **{key: float(value[h]) for key, value in errors.items()}, "status": status}
         for h in range(horizon)

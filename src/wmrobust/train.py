@@ -16,6 +16,7 @@ and rerunning the same command resumes.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import os
 import random
@@ -56,12 +57,36 @@ def select_device(name: str) -> str:
     return name
 
 
+def tune_cpu() -> None:
+    """Process-wide settings that make CPU updates cheaper: flush denormals, keep freed memory.
+
+    Tiny activations and gradients of a trained net can fall into float32's subnormal range,
+    where x86 arithmetic takes a slow path (a PyTorch Dreamer port's vector actor-critic lost a
+    third of its time to it); flushing them to zero costs nothing and rules that slow path out.
+
+    Every CPU update allocates and frees the same gigabytes of activations; by default glibc
+    unmaps each large block on free, and touching it again next update costs a page fault per
+    4 KiB (at size S: 600k faults per update; letting glibc keep the blocks takes an update from
+    10.8 s to 8.6 s on 2 cores). That part is a no-op off glibc."""
+    import torch
+
+    torch.set_flush_denormal(True)
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    libc.mallopt(m_mmap_threshold, 1 << 30)  # blocks below 1 GiB come from the reusable heap
+    libc.mallopt(m_trim_threshold, 1 << 34)  # and the heap is not trimmed back
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, device: str, env_fn: Callable, progress: bool):
         import torch
 
         from wmrobust.agent import Agent
-        from wmrobust.agent.agent import tune_cpu
         from wmrobust.agent.replay import Replay
 
         self.cfg, self.run_dir, self.env_fn = cfg, run_dir, env_fn

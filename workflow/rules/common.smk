@@ -9,7 +9,9 @@ from snakemake.utils import min_version
 from wmrobust import cache, rundir
 from wmrobust.config import ConfigError, identity, read_yaml
 from wmrobust.envs.config import gl_problem
-from wmrobust.experiment import Experiment, check_schema
+from wmrobust.episodes import evaluation_seeds
+from wmrobust.experiment import Experiment
+from wmrobust.schema import check_schema
 from wmrobust.results import RESULT_KINDS, sources
 from wmrobust.train import train_job
 
@@ -159,7 +161,7 @@ def current_stage(rule_name):
 
 
 def episode_seeds(stage):
-    return EXPERIMENT.evaluation_seeds(int(EXPERIMENT.stage(stage).get("episodes", 1)))
+    return evaluation_seeds(int(EXPERIMENT.stage(stage).get("episodes", 1)))
 
 
 def resource(rule_name, key, default):
@@ -168,7 +170,7 @@ def resource(rule_name, key, default):
 
 def result(relative):
     """A per-run result file: the user's in results/<scale>/, else the shipped one."""
-    return cache.source(RESULTS, CACHE, relative, config["use_cache"])
+    return cache.result_path(RESULTS, CACHE, relative, config["use_cache"])
 
 
 def source_files(artifact, source):

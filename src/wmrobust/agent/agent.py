@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -16,29 +14,6 @@ from wmrobust.agent.compiled import compile_steps
 from wmrobust.agent.config import AgentConfig, LatentErrorConfig
 from wmrobust.agent.world_model import WorldModel, feature
 from wmrobust.io import atomic_path
-
-
-def tune_cpu() -> None:
-    """Process-wide settings that make CPU updates cheaper: flush denormals, keep freed memory.
-
-    Tiny activations and gradients of a trained net can fall into float32's subnormal range,
-    where x86 arithmetic takes a slow path (a PyTorch Dreamer port's vector actor-critic lost a
-    third of its time to it); flushing them to zero costs nothing and rules that slow path out.
-
-    Every CPU update allocates and frees the same gigabytes of activations; by default glibc
-    unmaps each large block on free, and touching it again next update costs a page fault per
-    4 KiB (at size S: 600k faults per update; letting glibc keep the blocks takes an update from
-    10.8 s to 8.6 s on 2 cores). That part is a no-op off glibc."""
-    torch.set_flush_denormal(True)
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    libc.mallopt(m_mmap_threshold, 1 << 30)  # blocks below 1 GiB come from the reusable heap
-    libc.mallopt(m_trim_threshold, 1 << 34)  # and the heap is not trimmed back
 
 
 class Agent(nn.Module):

@@ -15,7 +15,7 @@ from torch import nn
 from wmrobust.agent.config import AgentConfig, LatentErrorConfig
 from wmrobust.agent.jacobian import frobenius_sq, spectral_norm
 from wmrobust.agent.latent_error import apply_latent_error
-from wmrobust.agent.nets import MLP, Decoder, Encoder, ScalarHead, dense, glorot_init, norm_act, symexp, symlog
+from wmrobust.agent.nets import MLP, Decoder, Encoder, ScalarHead, dense, glorot_init, norm_act, symexp
 
 State = dict[str, torch.Tensor]
 
@@ -223,24 +223,19 @@ class WorldModel(nn.Module):
         ]
         return DecayedAdam(groups, decay=cfg.model_weight_decay, lr=cfg.model_lr, eps=cfg.model_eps)
 
-    def target(self, obs: torch.Tensor) -> torch.Tensor:
-        """Reconstruction target in decoder units."""
-        if self.key == "image":
-            return obs.float() / 255.0 - 0.5
-        return symlog(obs) if self.cfg.symlog else obs
-
     def loss(self, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, State, dict[str, torch.Tensor]]:
         """World-model loss on a (B, T) batch; also the posterior states and metrics."""
         cfg = self.cfg
-        inputs = self.encoder.preprocess(data[self.key])
+        # The decoder reconstructs the encoder's input units, from clean observations.
+        target = inputs = self.encoder.preprocess(data[self.key])
         if cfg.aug_noise_std > 0 and self.key == "image":
-            inputs = inputs + cfg.aug_noise_std * torch.randn_like(inputs)  # the target stays clean
+            inputs = inputs + cfg.aug_noise_std * torch.randn_like(inputs)
         embed = self.encoder(inputs)
         post, prior_logits = self.rssm.observe(embed, data["action"], data["is_first"], error=cfg.latent_error)
         feat = feature(post)
 
         # V2: unit-Gaussian negative log-likelihood (0.5 * squared error); V3: squared error.
-        sq = (self.decoder(feat) - self.target(data[self.key])) ** 2
+        sq = (self.decoder(feat) - target) ** 2
         losses = {"obs": sq.flatten(2).sum(-1).mean() * (1.0 if cfg.symlog else 0.5)}
         losses["reward"] = -self.reward(feat).log_prob(data["reward"]).mean()
         if self.cont is not None:
@@ -339,7 +334,7 @@ class WorldModel(nn.Module):
         window = slice(context, context + horizon)
         return {
             "obs_pred": self.observation_units(self.decoder(feat_pred)),
-            "obs_true": self.observation_units(self.target(data[self.key][:, window])),
+            "obs_true": self.observation_units(self.encoder.preprocess(data[self.key][:, window])),
             "reward_pred": self.reward(feat_pred).mean,
             "reward_true": data["reward"][:, window].float(),
             "latent_pred": feat_pred,

@@ -162,7 +162,7 @@ def robustness_summary(eval_df: pd.DataFrame, spec: Spec) -> pd.DataFrame:
 
 
 def plot_robustness(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
-    """Return vs perturbation level, one panel per family (rows: tasks); the clean return at the identity level."""
+    """Return vs perturbation level, one panel per family (rows: tasks); the clean return at the neutral level."""
     set_style()
     styles = variant_styles(spec.variants)
     families = spec.families or family_order(summary["family"])
@@ -178,11 +178,11 @@ def plot_robustness(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
     for ax, (task, fam) in zip(axes.ravel(), panels):
         # The clean return sits where the family changes nothing; a composition such as
         # noise+mask is not in the registry: labelled by its name, clean at 0.
-        identity, unit = (FAMILIES[fam].identity, FAMILIES[fam].unit) if fam in FAMILIES else (0.0, fam)
+        neutral, unit = (FAMILIES[fam].neutral, FAMILIES[fam].unit) if fam in FAMILIES else (0.0, fam)
         drew = False
         for v in spec.variants:
             rows = summary[(summary["task"] == task) & (summary["variant"] == v)]
-            clean = rows[rows["family"] == "clean"].assign(level=identity)
+            clean = rows[rows["family"] == "clean"].assign(level=neutral)
             s = pd.concat([clean, rows[rows["family"] == fam]]).sort_values("level")
             if s.empty:
                 continue

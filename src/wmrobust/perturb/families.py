@@ -37,7 +37,7 @@ class Family:
     LatentErrorConfig``, the agent's test-time latent error."""
     levels: tuple[float, ...] = ()
     """docs/protocol.md section 5: the levels every run is evaluated at by default."""
-    identity: float = 0.0
+    neutral: float = 0.0
     """The level that changes nothing: where figures put the clean condition on the axis."""
     images_only: bool = False
     """An observation family that has no meaning for vector observations."""
@@ -85,12 +85,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            levels=(0.1, 0.25, 0.5), images_only=True, apply_order=1),
     Family("mass", "dynamics", "scale of all body masses (and inertias)",
            "mass scale", 0.0, 10.0, False, True, f"{_DYNAMICS}:mass",
-           levels=(0.5, 0.75, 1.25, 1.5), identity=1.0),
+           levels=(0.5, 0.75, 1.25, 1.5), neutral=1.0),
     Family("friction", "dynamics", "scale of all friction coefficients",
            "friction scale", 0.0, 10.0, False, True, f"{_DYNAMICS}:friction",
-           levels=(0.5, 0.75, 1.25, 1.5), identity=1.0),
+           levels=(0.5, 0.75, 1.25, 1.5), neutral=1.0),
     Family("gravity", "dynamics", "scale of gravity",
-           "gravity scale", 0.0, 10.0, False, True, f"{_DYNAMICS}:gravity", identity=1.0),
+           "gravity scale", 0.0, 10.0, False, True, f"{_DYNAMICS}:gravity", neutral=1.0),
     Family("latent", "latent", "test-time zero-drift latent error variance sigma2",
            r"latent error $\sigma^2$", 0.0, math.inf, True, False, "wmrobust.episodes:zero_drift_error",
            levels=(0.1, 1.0, 5.0)),
