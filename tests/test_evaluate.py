@@ -25,6 +25,16 @@ def _evaluate(run_dir, out, **kwargs):
     return evaluate(run_dir, out, **kwargs)
 
 
+def test_progress_lines_in_a_log_without_terminal(tiny_run, tmp_path, capsys, monkeypatch):
+    import wmrobust.progress
+
+    monkeypatch.setattr(wmrobust.progress, "EVERY_SECONDS", 0.0)
+    _evaluate(tiny_run, tmp_path / "eval.parquet", progress=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("episodes 0/8 done, 8 under way") and " left" in line for line in lines)
+    assert lines[-1].startswith("8 episodes of 20 steps (cartpole_swingup) in ")
+
+
 def test_rows_and_columns(tiny_run, tmp_path, capsys):
     out = tmp_path / "eval.parquet"
     args = ["--run-dir", str(tiny_run), "--out", str(out), "--variant", "baseline", "--conditions", *CONDITIONS,

@@ -246,9 +246,9 @@ def test_run_dir_that_is_a_file_is_refused(tmp_path, capsys):
 
 
 def test_progress_lines_in_a_log_without_terminal(tmp_path, capsys, monkeypatch):
-    import wmrobust.train as train_module
+    import wmrobust.progress
 
-    monkeypatch.setattr(train_module, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(wmrobust.progress, "EVERY_SECONDS", 0.0)
     train(tiny(), tmp_path, progress=False, _env_fn=FakeEnv)
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("frames ") and "updates (" in line and " left" in line for line in lines)

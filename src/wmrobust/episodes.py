@@ -24,6 +24,7 @@ import numpy as np
 from wmrobust.agent.config import LatentErrorConfig
 from wmrobust.envs.config import EnvConfig
 from wmrobust.perturb import Condition, SpecError
+from wmrobust.progress import LogLines
 
 EVALUATION_SEED_BASE = 1_000_000
 """Evaluation episode k of every condition and run, and held-out episode k, use env seed
@@ -120,8 +121,9 @@ def _run_chunks(policy, cfg: EnvConfig, jobs: list[Job], workers: int, record: b
     from wmrobust.envs import BatchEnv, make_env
 
     steps = -(-cfg.episode_frames // cfg.action_repeat)
-    bar = tqdm(total=len(jobs) * steps, unit="step", desc="episodes", leave=False,
-               disable=not sys.stderr.isatty() if progress is None else not progress)
+    on_terminal = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=len(jobs) * steps, unit="step", desc="episodes", leave=False, disable=not on_terminal)
+    lines, stepped = LogLines(), 0  # a disabled bar counts nothing
     returns: list[float] = []
     episodes: list[dict[str, np.ndarray]] = []
     for start in range(0, len(jobs), CHUNK):
@@ -160,10 +162,16 @@ def _run_chunks(policy, cfg: EnvConfig, jobs: list[Job], workers: int, record: b
                         trace[i].append((r[0], actions[i], r[1]))
                 first = False
                 bar.update(len(chunk))
+                stepped += len(chunk)
+                if not on_terminal and lines.due():
+                    lines.print(f"episodes {start}/{len(jobs)} done, {len(chunk)} under way · "
+                                f"{lines.eta(stepped, len(jobs) * steps)}")
         returns += total.tolist()
         if record:
             episodes += [_episode(t) for t in trace]
     bar.close()
+    if not on_terminal:
+        lines.print(f"{len(jobs)} episodes of {steps} steps ({cfg.task}) in {lines.elapsed()}")
     return returns, episodes
 
 

@@ -35,10 +35,10 @@ from wmrobust import rundir
 from wmrobust.checkpoint import STATE, CheckpointError, load_checkpoint, save_checkpoint
 from wmrobust.config import ConfigError, RunConfig, config_hash, merge, read_yaml, resolve, save_yaml
 from wmrobust.io import file_digest, provenance, write_table
+from wmrobust.progress import LogLines, duration
 
 TRAIN, EVAL = 0, 1  # seed streams of training and evaluation episodes
 EXIT_PREEMPTED = 143
-PROGRESS_EVERY_SECONDS = 120.0  # a progress line in a job's log (no terminal) at most this often
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -312,10 +312,11 @@ class Trainer:
                 "updates": f"{self.count['updates']:,} updates "
                            f"({(self.count['updates'] - self.session_updates) / session:.2f}/s)",
                 "eval": f"last eval return {evals[-1]:.0f}" if evals else "no eval yet",
-                "time": f"{_duration(self.wall_time())}" + (f", ~{_duration(left)} left" if left else "")}
+                "time": f"{duration(self.wall_time())}" + (f", ~{duration(left)} left" if left else "")}
 
     def run(self, stop_after_frames: int | None = None) -> str:
-        self.session_start = self.last_log_time = self.last_checkpoint = self.last_line = time.monotonic()
+        self.session_start = self.last_log_time = self.last_checkpoint = time.monotonic()
+        lines = LogLines()
         if (self.ckpt_dir / STATE).exists():
             self.restore()
             print(f"resuming from checkpoint at frames {self.frames}", flush=True)
@@ -346,9 +347,8 @@ class Trainer:
                         bar.set_postfix_str(f"{info['updates']} · {info['eval']}", refresh=False)
                 if bar is not None:
                     bar.update(self.frames - bar.n)
-                elif time.monotonic() - self.last_line >= PROGRESS_EVERY_SECONDS:
-                    print(" · ".join(self.progress_info().values()), flush=True)
-                    self.last_line = time.monotonic()
+                elif lines.due():
+                    lines.print(" · ".join(self.progress_info().values()))
                 if stop_after_frames is not None and self.frames >= stop_after_frames:
                     self.stop_requested = True
                 if self.stop_requested:
@@ -381,10 +381,6 @@ class Trainer:
         self.write_status(status, diverged_at, model_sha256=file_digest(self.run_dir / rundir.MODEL))
         shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         return status
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def train(cfg: RunConfig, run_dir: Path, progress: bool | None = None, *,
