@@ -123,19 +123,31 @@ def test_plan_refuses_unknown_scale(capsys):
     assert "scale: 'huge'" in capsys.readouterr().err
 
 
+def test_plan_counts_the_cpus_a_gpu_job_holds_and_labels_its_guesses(tmp_path):
+    from wmrobust.experiment import Experiment
+    from wmrobust.plan import estimate, job_counts
+
+    exp = Experiment.from_file(CONFIG, scale="paper")
+    rows = {r["rule"]: r for r in estimate(exp, job_counts(exp, exp.artifact_ids), tmp_path)}
+    train = rows["train"]
+    assert train["gpu_hours"] > 0 and train["cpu_hours"] == pytest.approx(4 * train["gpu_hours"])  # threads 4
+    assert train["basis"].startswith("guessed") and rows["aggregate"]["basis"] == "not estimated"
+    assert rows["figures"]["jobs"] == 1  # Snakemake counts its target rule
+
+
 def test_cache_serves_a_result_only_while_the_users_own_is_missing(tmp_path):
-    from wmrobust.cache import source
+    from wmrobust.cache import result_path
 
     results, cache = tmp_path / "results" / "local", tmp_path / "cache" / "local"
     relative = "eval/walker_walk/baseline/seed0-0123456789ab.parquet"
-    assert source(str(results), str(cache), relative) == f"{results}/{relative}"  # neither: train here
+    assert result_path(str(results), str(cache), relative) == f"{results}/{relative}"  # neither: train here
     (cache / relative).parent.mkdir(parents=True)
     (cache / relative).write_bytes(b"shipped")
-    assert source(str(results), str(cache), relative) == f"{cache}/{relative}"
-    assert source(str(results), str(cache), relative, use_cache=False) == f"{results}/{relative}"
+    assert result_path(str(results), str(cache), relative) == f"{cache}/{relative}"
+    assert result_path(str(results), str(cache), relative, use_cache=False) == f"{results}/{relative}"
     (results / relative).parent.mkdir(parents=True)
     (results / relative).write_bytes(b"own")
-    assert source(str(results), str(cache), relative) == f"{results}/{relative}"
+    assert result_path(str(results), str(cache), relative) == f"{results}/{relative}"
 
 
 def test_aggregate_refuses_a_table_another_run_produced(tmp_path):

@@ -15,8 +15,9 @@ from wmrobust.config import ConfigError
 from wmrobust.experiment import Experiment
 
 
-def job_counts(exp: Experiment, artifacts: list[str]) -> Counter:
-    """Jobs per rule to build ``artifacts`` from nothing."""
+def job_counts(exp: Experiment, artifacts: list[str], targets: list[str] = ("figures",)) -> Counter:
+    """Jobs per rule to build ``artifacts`` from nothing, as Snakemake counts them when asked
+    for ``targets`` (its target rules count one job each)."""
     runs = {r for a in artifacts for r in exp.artifact_runs(a)}
     rollout = exp.stage_runs("rollout", artifacts)
     counts = Counter(
@@ -25,8 +26,9 @@ def job_counts(exp: Experiment, artifacts: list[str]) -> Counter:
         collect=len({(r.task, r.seed) for r in rollout}),
         rollout=len(rollout),
         aggregate=sum(len(exp.artifact_sources(a)) for a in artifacts),
-        artifact=len(artifacts),
     )
+    counts.update(f"artifact_{exp.artifact_output_kind(a)}" for a in artifacts)
+    counts.update(targets)
     return +counts
 
 
@@ -40,9 +42,20 @@ def measured_seconds(results: Path, rule: str) -> float | None:
     return sum(seconds) / len(seconds) if seconds else None
 
 
+def job_threads(exp: Experiment, rule: str) -> int:
+    """The CPUs a job of ``rule`` asks for: a train job its run's train.threads (the train rule's
+    ``threads``), any other the scale's resources."""
+    threads = exp.resources(rule).get("threads", 1)
+    if rule == "train":
+        first = exp.runs[0]
+        threads = exp.run_config(first.task, first.variant, first.seed).train.threads or threads
+    return int(threads)
+
+
 def estimate(exp: Experiment, counts: Counter, results: Path) -> list[dict[str, Any]]:
-    """Per-rule job counts with hours and disk, from the scale's `estimates` block,
-    replaced by measured means where benchmark files of finished jobs exist."""
+    """Per-rule job counts with hours and disk: the mean of this scale's finished jobs where
+    Snakemake's benchmark files exist (measured), else the scale's `estimates` block (a guess).
+    A job holds its CPUs, and a train job on a GPU its GPU too, for its hours."""
     est = exp.scale.get("estimates") or {}
     rows = []
     for rule, n in counts.items():
@@ -50,15 +63,17 @@ def estimate(exp: Experiment, counts: Counter, results: Path) -> list[dict[str, 
         measured = measured_seconds(results, rule)
         seconds = measured if measured is not None else float(per_job.get("seconds", 0.0))
         gpu = rule == "train" and exp.resources("train").get("gpu", 0) > 0
+        basis = ("measured" if measured is not None else "guessed (scales.<scale>.estimates)" if per_job
+                 else "not estimated")
         rows.append(
             {
                 "rule": rule,
                 "jobs": n,
                 "hours_per_job": seconds / 3600,
-                "cpu_hours": 0.0 if gpu else n * seconds / 3600 * exp.resources(rule).get("threads", 1),
+                "cpu_hours": n * seconds / 3600 * job_threads(exp, rule),
                 "gpu_hours": n * seconds / 3600 if gpu else 0.0,
                 "disk_gb": n * float(per_job.get("disk_mb", 0.0)) / 1024,
-                "basis": "measured" if measured is not None else ("estimate" if per_job else "unknown"),
+                "basis": basis,
             }
         )
     return rows
@@ -120,16 +135,16 @@ def format_plan(exp: Experiment, artifacts: list[str], rows: list[dict[str, Any]
         f"scale {exp.scale_name}: {exp.scale.get('description', '')}",
         f"tasks {', '.join(exp.tasks)}; seeds {exp.seeds}; {len(artifacts)} artifacts: {', '.join(artifacts)}",
         "",
-        f"{'rule':<10} {'jobs':>6} {'h/job':>8} {'CPU h':>9} {'GPU h':>9} {'disk GB':>9}  basis",
+        f"{'rule':<16} {'jobs':>6} {'h/job':>8} {'CPU h':>9} {'GPU h':>9} {'disk GB':>9}  basis",
     ]
     for r in rows:
         lines.append(
-            f"{r['rule']:<10} {r['jobs']:>6} {r['hours_per_job']:>8.3f} {r['cpu_hours']:>9.1f} "
+            f"{r['rule']:<16} {r['jobs']:>6} {r['hours_per_job']:>8.3f} {r['cpu_hours']:>9.1f} "
             f"{r['gpu_hours']:>9.1f} {r['disk_gb']:>9.2f}  {r['basis']}"
         )
     total = {k: sum(r[k] for r in rows) for k in ("jobs", "cpu_hours", "gpu_hours", "disk_gb")}
     lines.append(
-        f"{'total':<10} {total['jobs']:>6} {'':>8} {total['cpu_hours']:>9.1f} "
+        f"{'total':<16} {total['jobs']:>6} {'':>8} {total['cpu_hours']:>9.1f} "
         f"{total['gpu_hours']:>9.1f} {total['disk_gb']:>9.2f}"
     )
     return "\n".join(lines)
@@ -191,7 +206,7 @@ def cli(command: str, argv: list[str]) -> int:
             raise ConfigError(f"artifact {a!r} is not built at scale {exp.scale_name!r} "
                               f"(it builds: {', '.join(exp.artifact_ids)})")
     results = Path(args.results) / exp.scale_name
-    rows = estimate(exp, job_counts(exp, artifacts), results)
+    rows = estimate(exp, job_counts(exp, artifacts, args.target or ["figures"]), results)
     print(format_plan(exp, artifacts, rows))
     # Seed-major, the order the grid is run in: what exists at any moment is balanced across variants.
     runs = sorted({r for a in artifacts for r in exp.artifact_runs(a)}, key=lambda r: (r.seed, r.task, r.variant))
