@@ -98,5 +98,6 @@ def test_a_table_kind_added_to_the_registry_is_planned_cached_and_aggregated(mon
     for k, r in enumerate(runs[:2]):
         inputs.append(tmp_path / f"{k}.parquet")
         write_table(pd.DataFrame({"seed": [r.seed], "reward": [float(k)]}), inputs[-1], config_hash=r.rid)
-    table = aggregate("reward", inputs, [{"rid": r.rid} for r in runs[:2]], tmp_path / "out.parquet", "smoke")
+    grid = [{"task": r.task, "variant": r.variant, "seed": r.seed, "rid": r.rid} for r in runs[:2]]
+    table = aggregate("reward", inputs, grid, tmp_path / "out.parquet", "smoke")
     assert table["reward"].tolist() == [0.0, 1.0]

@@ -76,7 +76,8 @@ def test_aggregate_runs_and_curves_carry_identity_and_warn_on_mixed_commits(tmp_
     b = fake_run(tmp_path, "walker_walk", "zd5", 0, status="diverged", commit="bbb",
                  error={"kind": "zero_drift", "sigma2": 5.0})
     inputs = [a / "status.json", a / "metrics.parquet", b / "status.json", b / "metrics.parquet"]
-    runs = [{"task": "walker_walk", "variant": "baseline", "seed": 0}, {"task": "walker_walk", "variant": "zd5", "seed": 0}]
+    runs = [{"task": "walker_walk", "variant": v, "seed": 0, "rid": json.loads((d / "status.json").read_text())["config_hash"]}
+            for v, d in (("baseline", a), ("zd5", b))]
     with pytest.warns(UserWarning, match="2 git commits"):
         curves = aggregate("curves", inputs, runs, tmp_path / "curves.parquet", scale="smoke")
     assert len(curves) == 16 and set(curves["split"]) == {"train", "eval"}
@@ -89,6 +90,7 @@ def test_aggregate_runs_and_curves_carry_identity_and_warn_on_mixed_commits(tmp_
     assert table.set_index("variant").loc["zd5", "agent.latent_error.kind"] == "zero_drift"
     meta = json.loads(provenance_path(tmp_path / "runs.parquet").read_text())
     assert meta["source_commits"] == ["aaa", "bbb"]
+    assert meta["runs"] == [f"walker_walk/{r['variant']}/seed0-{r['rid']}" for r in runs]
 
 
 def test_status_classifies_runs(tmp_path, capsys):

@@ -18,7 +18,7 @@ import pandas as pd
 from wmrobust.config import flatten, to_dict
 from wmrobust.io import provenance_path, read_table, write_table
 from wmrobust.results import RESULT_KINDS
-from wmrobust.rundir import METRICS, STATUS, load_trained, read_status
+from wmrobust.rundir import METRICS, STATUS, load_trained, read_status, run_path
 
 
 def run_rows(run_dir: Path, variant: str) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -101,5 +101,7 @@ def aggregate(
     commits = _commits(paths)
     if len(commits) > 1:
         warnings.warn(f"{out}: inputs come from {len(commits)} git commits: {', '.join(commits)}")
-    write_table(table, out, scale=scale, source=source, source_commits=commits)
+    # The artifact's provenance embeds this, so it names every run (and so config hash) behind it.
+    write_table(table, out, scale=scale, source=source, source_commits=commits,
+                runs=[run_path(r["task"], r["variant"], r["seed"], r["rid"]) for r in runs])
     return table
