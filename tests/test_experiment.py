@@ -67,8 +67,23 @@ def test_seed_selection_may_add_seeds_beyond_the_scale():
 
 
 def test_a_selection_that_empties_the_grid_names_its_key():
-    with pytest.raises(ConfigError, match=r"tasks: \['quadruped_walk'\] leaves nothing to build at scale 'local'"):
-        experiment(scale="local", tasks=["quadruped_walk"]).runs
+    with pytest.raises(ConfigError, match=r"variants: \['aug'\] leaves nothing to build at scale 'local'"):
+        experiment(scale="local", variants=["aug"]).runs
+
+
+def test_a_task_added_halfway_says_what_to_add():
+    """config/README.md, 'Adding a task': each of the three keys missing is named with the other two."""
+    how = r"a task is added with three keys: a task_overrides entry, the task in scales.<scale>.tasks"
+    with pytest.raises(ConfigError, match=rf"tasks: unknown task 'finger_spin' .*; {how}"):
+        experiment(tasks=["finger_spin"])
+    added = {"task_overrides": {"finger_spin": {}}}
+    with pytest.raises(ConfigError, match=rf"tasks: 'finger_spin' is not a task of scale 'smoke' .*; {how}"):
+        experiment(**added, tasks=["finger_spin"])
+    added["scales"] = {"smoke": {"tasks": ["walker_walk", "quadruped_walk", "finger_spin"]}}
+    with pytest.raises(ConfigError, match=rf"scales.smoke.tasks: no artifact of the scale has 'finger_spin' .*; {how}"):
+        experiment(**added)
+    added["artifacts"] = {"fig3": {"runs": {"finger_spin": ["baseline", "zd5", "zd5_jac"]}}}
+    assert {r.variant for r in experiment(**added, tasks=["finger_spin"]).runs} == {"baseline", "zd5", "zd5_jac"}
 
 
 def test_artifacts_of_other_grids_get_their_own_folder():

@@ -116,7 +116,7 @@ def test_subset_and_extra_seed_plan_only_their_runs(scratch):
 @pytest.mark.parametrize(
     ("override", "culprit"),
     [
-        ("tasks=[quadruped_walk]", "tasks: ['quadruped_walk'] leaves nothing to build at scale 'local'"),
+        ("tasks=[quadruped_walk]", "tasks: 'quadruped_walk' is not a task of scale 'local'"),
         ("variants=[aug]", "variants: ['aug'] leaves nothing to build at scale 'local'"),
     ],
 )

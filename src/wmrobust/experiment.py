@@ -23,6 +23,9 @@ from wmrobust.results import RESULT_KINDS
 from wmrobust.rundir import run_path
 from wmrobust.schema import SCHEMA, check_schema
 
+ADD_A_TASK = ("a task is added with three keys: a task_overrides entry, the task in "
+              "scales.<scale>.tasks, and the task in the runs of each artifact that shows it "
+              "(config/README.md, 'Adding a task')")
 
 
 @dataclass(frozen=True, order=True)
@@ -73,7 +76,12 @@ class Experiment:
             known = tasks if key == "tasks" else variants
             for name in list(cfg.get(key) or []) + list(self.scale.get(key) or []):
                 if name not in known:
-                    raise ConfigError(f"{key}: unknown {key[:-1]} {name!r} (defined: {', '.join(known)})")
+                    how = f"; {ADD_A_TASK}" if key == "tasks" else ""
+                    raise ConfigError(f"{key}: unknown {key[:-1]} {name!r} (defined: {', '.join(known)}){how}")
+        for name in cfg.get("tasks") or []:
+            if name not in self.scale["tasks"]:
+                raise ConfigError(f"tasks: {name!r} is not a task of scale {self.scale_name!r} (its tasks: "
+                                  f"{', '.join(self.scale['tasks'])}); {ADD_A_TASK}")
         for artifact_id, artifact in cfg["artifacts"].items():
             if artifact["notebook"] not in cfg["notebooks"]:
                 raise ConfigError(
@@ -101,6 +109,12 @@ class Experiment:
                     raise ConfigError(
                         f"scales.{self.scale_name}.artifacts: unknown artifact {artifact_id!r}"
                     )
+        shown = {task for a in (cfg["artifacts"] if artifacts == "all" else artifacts)
+                 if cfg["artifacts"][a]["runs"] != "all" for task in cfg["artifacts"][a]["runs"]}
+        for task in self.scale["tasks"]:
+            if task not in shown:
+                raise ConfigError(f"scales.{self.scale_name}.tasks: no artifact of the scale has {task!r} "
+                                  f"in its runs, so nothing would train it; {ADD_A_TASK}")
         self._check_conditions()
         for family in self.perturbation_levels:
             if family not in cfg["perturbations"]:
