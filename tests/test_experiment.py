@@ -71,6 +71,13 @@ def test_a_selection_that_empties_the_grid_names_its_key():
         experiment(scale="local", variants=["aug"]).runs
 
 
+def test_captions_name_their_task_through_the_placeholder():
+    """A caption says {task}, never a task's name, so an artifact drawn for another task names that one."""
+    domains = {task.split("_")[0].capitalize() for task in CONFIG["task_overrides"]}
+    for artifact_id, artifact in CONFIG["artifacts"].items():
+        assert not [d for d in domains if d in artifact["caption"]], artifact_id
+
+
 def test_a_task_added_halfway_says_what_to_add():
     """config/README.md, 'Adding a task': each of the three keys missing is named with the other two."""
     how = r"a task is added with three keys: a task_overrides entry, the task in scales.<scale>.tasks"

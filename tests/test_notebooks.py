@@ -331,6 +331,13 @@ def test_source_commits_stand_for_the_aggregation_commit(tables, tmp_path):
     assert "git commits" not in Path(sm.output.caption).read_text()
 
 
+def test_the_caption_names_the_task_it_plots(paths, tmp_path):
+    sm = make_snakemake("fig3", paths, tmp_path, caption="{task}. Eval and train scores.",
+                        tasks=["walker_walk", "finger_spin"])
+    run_notebook("fig3", sm)
+    assert Path(sm.output.caption).read_text().startswith("**fig3.** Walker walk and Finger spin. Eval and train")
+
+
 def test_missing_required_input_names_it(paths, tmp_path):
     sm = make_snakemake("fig3", paths, tmp_path, inputs=["runs"])
     with pytest.raises(ValueError, match="curves"):

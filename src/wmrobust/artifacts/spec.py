@@ -46,6 +46,11 @@ class Spec:
     min_seeds: int = stats.MIN_SEEDS
 
 
+def task_names(tasks: Iterable[str]) -> str:
+    """What a caption's ``{task}`` reads: 'Walker walk', 'Walker walk and Finger spin'."""
+    return " and ".join(task.replace("_", " ").capitalize() for task in tasks)
+
+
 def spec_from(params: Any) -> Spec:
     """Build a Spec from ``snakemake.params`` (or any object with those attributes)."""
     missing = [k for k in ("artifact", "caption", "variants", "tasks", "scale") if getattr(params, k, None) is None]
@@ -53,7 +58,7 @@ def spec_from(params: Any) -> Spec:
         raise ValueError(f"snakemake.params lacks {', '.join(missing)} (see the notebook's first cell)")
     return Spec(
         artifact=str(params.artifact),
-        caption=str(params.caption),
+        caption=str(params.caption).replace("{task}", task_names(params.tasks)),
         variants=list(params.variants),
         tasks=list(params.tasks),
         scale=str(params.scale),
