@@ -129,7 +129,9 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path, commits: dict[st
     return paths
 
 
-SCALE_INFO = {"frames": FRAMES, "seeds": SEEDS, "eval_episodes": 2, "size": "small", "preset": "dreamerv2"}
+EPISODES = {"eval": {"episodes": 2, "frames": 1000}, "curves": {"episodes": 1, "frames": 1000, "every": 10000},
+            "rollout": {"episodes": 3, "frames": 500}}
+SCALE_INFO = {"frames": FRAMES, "seeds": SEEDS, "episodes": EPISODES, "size": "small", "preset": "dreamerv2"}
 FIGURE_OUT = ("png", "pdf", "csv", "caption", "provenance")
 TABLE_OUT = ("csv", "md", "tex", "caption", "provenance")
 CLAIMS_OUT = ("md", "csv", "tex", "caption", "provenance")
@@ -160,7 +162,7 @@ def make_snakemake(artifact: str, paths: dict, out: Path, inputs=None, **overrid
     ext = {"caption": "caption.md", "provenance": "provenance.json"}
     params = dict(
         artifact=artifact, caption=f"Synthetic test of {artifact}.", variants=variants, tasks=tasks,
-        scale="test", scale_info=SCALE_INFO, inferred=artifact != "fig1", n_resamples=N_RESAMPLES,
+        sources=inputs, scale="test", scale_info=SCALE_INFO, inferred=artifact != "fig1", n_resamples=N_RESAMPLES,
         min_seeds=MIN_SEEDS, **extra,
     )  # fmt: skip
     params.update(overrides)
@@ -369,13 +371,17 @@ FIGURES = [a for a, (*_, outputs, _) in ARTIFACTS.items() if outputs == FIGURE_O
 
 
 @pytest.mark.parametrize("artifact", FIGURES)
-def test_figure_shows_scale_frames_seeds_and_model(artifact, paths, tmp_path, captured_figures):
-    info = {**SCALE_INFO, "episode_frames": 1000}
-    run_notebook(artifact, make_snakemake(artifact, paths, tmp_path, scale_info=info))
+def test_figure_shows_scale_frames_seeds_model_and_its_own_episodes(artifact, paths, tmp_path, captured_figures):
+    sm = make_snakemake(artifact, paths, tmp_path)
+    run_notebook(artifact, sm)
     texts = captured_figures[artifact].texts
     subtitle = "scale test · 100,000 frames · seeds 0, 1, 2 · model small (dreamerv2)"
     assert any(subtitle in t for t in texts), texts
-    assert any("2 eval episodes × 1,000 frames" in t for t in texts), texts
+    own = {"eval": "2 eval episodes × 1,000 frames", "curves": "curves: 1 eval episode × 1,000 frames every 10,000",
+           "rollout": "3 held-out episodes × 500 frames"}
+    for source, text in own.items():
+        reads = source in sm.params.sources
+        assert any(text in t for t in texts) == reads, (source, texts)
 
 
 def test_figure_lines_use_the_variant_styles(paths, tmp_path, captured_figures):
@@ -393,20 +399,27 @@ def test_figure_lines_use_the_variant_styles(paths, tmp_path, captured_figures):
 
 @pytest.mark.parametrize("artifact", ["fig3", "table1", "hyperparameters"])
 def test_counts_of_one_are_singular(artifact, paths, tmp_path):
-    info = {**SCALE_INFO, "seeds": [0], "eval_episodes": 1, "episode_frames": 500}
+    one = {"episodes": 1, "frames": 500}
+    info = {**SCALE_INFO, "seeds": [0], "episodes": {"eval": one, "curves": {**one, "every": 500}, "rollout": one}}
     sm = make_snakemake(artifact, paths, tmp_path, scale_info=info)
     run_notebook(artifact, sm)
+    own = {"fig3": "learning curves from 1 evaluation episode of 500 env frames every 500 env frames",
+           "table1": "1 evaluation episode of 500 env frames per condition", "hyperparameters": "1 seed (0)"}
     for path in (sm.output.caption, sm.output.tex if hasattr(sm.output, "tex") else sm.output.caption):
         text = Path(path).read_text()
-        assert "1 evaluation episode of 500 env frames per condition" in text
-        assert "1 seed (0)" in text
+        assert own[artifact] in text and "1 seed (0)" in text
         assert "1 evaluation episodes" not in text and "1 seeds" not in text
 
 
-def test_caption_gives_the_evaluation_episode_length(paths, tmp_path):
-    sm = make_snakemake("fig1", paths, tmp_path, scale_info={**SCALE_INFO, "episode_frames": 1000})
+def test_caption_gives_the_episodes_of_its_own_data(paths, tmp_path):
+    sm = make_snakemake("fig1", paths, tmp_path)
     run_notebook("fig1", sm)
     assert "2 evaluation episodes of 1,000 env frames per condition" in Path(sm.output.caption).read_text()
+    sm = make_snakemake("fig3", paths, tmp_path)
+    run_notebook("fig3", sm)
+    caption = Path(sm.output.caption).read_text()
+    assert "learning curves from 1 evaluation episode of 1,000 env frames every 10,000 env frames" in caption
+    assert "per condition" not in caption
 
 
 @pytest.mark.parametrize("artifact", ["table1", "dynamics", "hyperparameters", "claims"])

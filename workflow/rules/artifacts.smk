@@ -38,6 +38,7 @@ for kind, extensions in ARTIFACT_FILES.items():
             variants=artifact_param("variants"),
             tasks=artifact_param("tasks"),
             families=artifact_param("families"),
+            sources=artifact_param("sources"),
             inferred=artifact_param("inferred"),
             notebook=artifact_param("notebook"),
             scale=EXPERIMENT.scale_name,

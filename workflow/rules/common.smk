@@ -213,15 +213,28 @@ def scale_info():
     """What every caption states about the scale the artifacts come from."""
     first = EXPERIMENT.runs[0]
     cfg = EXPERIMENT.run_config(first.task, first.variant, first.seed)
+
+    def stage_episodes(stage):
+        # Env frames per episode: the scale's stage setting, else the run's.
+        settings = EXPERIMENT.stage(stage)
+        return {
+            "episodes": int(settings.get("episodes", 1)),
+            "frames": int(settings.get("episode_frames") or cfg.env.episode_frames),
+        }
+
     return {
         "frames": cfg.train.frames,
         "seeds": EXPERIMENT.seeds,
-        "eval_episodes": int(EXPERIMENT.stage("evaluation").get("episodes", 1)),
-        # Env frames per evaluation episode: the scale's evaluation stage, else the run's.
-        "episode_frames": int(
-            EXPERIMENT.stage("evaluation").get("episode_frames")
-            or cfg.env.episode_frames
-        ),
+        # The episodes behind each aggregated source (captions state their own).
+        "episodes": {
+            "eval": stage_episodes("evaluation"),
+            "curves": {
+                "episodes": cfg.train.eval_episodes,
+                "frames": cfg.env.episode_frames,
+                "every": cfg.train.eval_every_frames,
+            },
+            "rollout": stage_episodes("heldout"),
+        },
         "size": cfg.agent.size,
         "preset": cfg.agent.preset,
         "render": cfg.env.render,
@@ -238,6 +251,7 @@ def artifact_param(key):
             "caption": lambda: artifact["caption"],
             "variants": lambda: EXPERIMENT.artifact_variants(wildcards.artifact),
             "tasks": lambda: EXPERIMENT.artifact_tasks(wildcards.artifact),
+            "sources": lambda: EXPERIMENT.artifact_sources(wildcards.artifact),
             "families": lambda: artifact.get("families")
             or list(EXPERIMENT.perturbation_levels),
             "inferred": lambda: bool(artifact["inferred"]),

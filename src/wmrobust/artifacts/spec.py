@@ -41,6 +41,8 @@ class Spec:
     scale_info: dict = field(default_factory=dict)
     inferred: bool = False
     families: list[str] | None = None
+    sources: list[str] = field(default_factory=list)
+    """The aggregated tables it reads: its captions state those tables' episodes."""
     n_resamples: int = stats.N_RESAMPLES
     bootstrap_seed: int = 0
     min_seeds: int = stats.MIN_SEEDS
@@ -65,6 +67,7 @@ def spec_from(params: Any) -> Spec:
         scale_info=dict(getattr(params, "scale_info", None) or {}),
         inferred=bool(getattr(params, "inferred", False)),
         families=list(params.families) if getattr(params, "families", None) else None,
+        sources=list(getattr(params, "sources", None) or []),
         n_resamples=int(getattr(params, "n_resamples", None) or stats.N_RESAMPLES),
         bootstrap_seed=int(getattr(params, "bootstrap_seed", None) or 0),
         min_seeds=int(getattr(params, "min_seeds", None) or stats.MIN_SEEDS),
@@ -194,13 +197,7 @@ def scale_text(spec: Spec) -> str:
         parts.append(f"{frames_label(float(info['frames']))} env frames per run")
     if _seeds_text(info):
         parts.append(_seeds_text(info))
-    if info.get("eval_episodes") is not None:
-        episode = plural(int(info["eval_episodes"]), "evaluation episode")
-        if info.get("episode_frames") is not None:
-            episode += f" of {int(info['episode_frames']):,} env frames"
-        parts.append(f"{episode} per condition")
-    elif info.get("episode_frames") is not None:
-        parts.append(f"evaluation episodes of {int(info['episode_frames']):,} env frames")
+    parts += episodes_text(spec, short=False)
     size = info.get("size", info.get("model_size"))
     if size is not None:
         parts.append(f"model size {size}")
@@ -224,12 +221,31 @@ def subtitle_text(spec: Spec) -> str:
     if size is not None or info.get("preset") is not None:
         model = "model" + (f" {size}" if size is not None else "")
         parts.append(model + (f" ({info['preset']})" if info.get("preset") is not None else ""))
-    if info.get("eval_episodes") is not None:
-        ep = plural(int(info["eval_episodes"]), "eval episode")
-        if info.get("episode_frames") is not None:
-            ep += f" × {int(info['episode_frames']):,} frames"
-        parts.append(ep)
-    return " · ".join(parts)
+    return " · ".join(parts + episodes_text(spec, short=True))
+
+
+def episodes_text(spec: Spec, short: bool) -> list[str]:
+    """The episodes behind the artifact's own tables (``scale_info['episodes']``): the final
+    evaluation's (eval), the periodic evaluations during training (curves), the held-out
+    episodes of the open-loop rollouts (rollout, jacobian)."""
+    episodes = spec.scale_info.get("episodes") or {}
+    texts = []
+    for source in dict.fromkeys("rollout" if s == "jacobian" else s for s in spec.sources):
+        if source not in episodes:
+            continue
+        n, frames, every = episodes[source]["episodes"], episodes[source]["frames"], episodes[source].get("every")
+        if short:
+            kind = "held-out episode" if source == "rollout" else "eval episode"
+            text = f"{plural(n, kind)} × {frames:,} frames"
+            texts.append(f"curves: {text} every {every:,}" if source == "curves" else text)
+        elif source == "curves":
+            texts.append(f"learning curves from {plural(n, 'evaluation episode')} of {frames:,} env frames "
+                         f"every {every:,} env frames")
+        elif source == "rollout":
+            texts.append(f"{plural(n, 'held-out episode')} of {frames:,} env frames")
+        else:
+            texts.append(f"{plural(n, 'evaluation episode')} of {frames:,} env frames per condition")
+    return texts
 
 
 def variants_text(spec: Spec, data: pd.DataFrame | None = None) -> str:
