@@ -108,7 +108,7 @@ def grid_run(wildcards):
     run = EXPERIMENT.run(wildcards.task, wildcards.variant, int(wildcards.seed))
     if run.rid != wildcards.rid:
         raise ValueError(
-            f"run {wildcards.task}/{wildcards.variant}/seed{wildcards.seed}-{wildcards.rid}: "
+            f"run {rundir.run_path(run.task, run.variant, run.seed, wildcards.rid)}: "
             f"the config gives this run the id {run.rid}; ask for a target of the current grid"
         )
     return run
