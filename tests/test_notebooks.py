@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import runpy
@@ -501,7 +502,7 @@ def test_palette_colours_differ_clearly_also_for_colour_blind_readers():
 def test_every_variant_has_one_distinct_style_and_figures_distinct_colours():
     import yaml
 
-    from wmrobust.artifacts.style import OKABE_ITO, VARIANT_STYLES, palette, variant_styles
+    from wmrobust.artifacts.style import OKABE_ITO, SIMILAR_HUES, VARIANT_STYLES, palette, variant_styles
 
     config = yaml.safe_load((NOTEBOOKS.parents[1] / "config" / "config.yaml").read_text())
     assert set(config["variant_overrides"]) <= set(VARIANT_STYLES)
@@ -515,6 +516,10 @@ def test_every_variant_has_one_distinct_style_and_figures_distinct_colours():
         variants = list(dict.fromkeys(v for vs in entry["runs"].values() for v in vs))
         colors = palette(variants)
         assert len(set(colors.values())) == len(variants), artifact
+        for a, b in itertools.combinations(variants, 2):  # what a reader tells apart
+            sa, sb = VARIANT_STYLES[a], VARIANT_STYLES[b]
+            hue = sa.color != sb.color and not any({sa.color, sb.color} <= group for group in SIMILAR_HUES)
+            assert hue + (sa.marker != sb.marker) + (sa.linestyle != sb.linestyle) >= 2, (artifact, a, b)
     # Stable across figures: a variant's style does not depend on its companions or order.
     assert variant_styles(["zd5", "baseline"])["zd5"] == variant_styles(["nzd", "zd5"])["zd5"]
     # Variants outside the table get colours not taken in their figure, the same in every figure.

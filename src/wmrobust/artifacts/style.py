@@ -42,25 +42,29 @@ class Style:
     linestyle: Any
 
 
+# Colours a reader takes for one hue at a glance (and on a small legend swatch).
+SIMILAR_HUES = ({OKABE_ITO["blue"], OKABE_ITO["sky blue"]}, {OKABE_ITO["orange"], OKABE_ITO["vermillion"]})
+
 # One style per variant of config/config.yaml, the same in every figure. The variants of each
 # registry figure have distinct colours (baseline black; zero drift blues and greens,
-# non-zero drift warm colours); variants sharing a colour differ in marker and line style.
+# non-zero drift warm colours), and any two of them differ in at least two of hue, marker and
+# line style (Jacobian-regularized ones are dashed).
 VARIANT_STYLES = {
     "baseline": Style(OKABE_ITO["black"], "o", "-"),
-    "zd01": Style(OKABE_ITO["bluish green"], "o", "-"),
-    "zd1": Style(OKABE_ITO["sky blue"], "o", "-"),
-    "zd5": Style(OKABE_ITO["blue"], "o", "-"),
-    "zd01_jac": Style(OKABE_ITO["reddish purple"], "s", "--"),
+    "zd01": Style(OKABE_ITO["bluish green"], "^", "-"),
+    "zd1": Style(OKABE_ITO["sky blue"], "v", "-."),
+    "zd5": Style(OKABE_ITO["blue"], "D", "-"),
+    "zd01_jac": Style(OKABE_ITO["reddish purple"], "h", "--"),
     "zd5_jac": Style(OKABE_ITO["sky blue"], "s", "--"),
-    "nzd": Style(OKABE_ITO["vermillion"], "o", "-"),
-    "nzd_jac": Style(OKABE_ITO["orange"], "s", "--"),
+    "nzd": Style(OKABE_ITO["vermillion"], "s", "-"),
+    "nzd_jac": Style(OKABE_ITO["orange"], "P", "--"),
     "nzd_lam1e-3": Style(OKABE_ITO["reddish purple"], "v", "-."),
     "nzd_lam1e-1": Style(OKABE_ITO["blue"], "^", "-."),
     "nzd_lam1": Style(OKABE_ITO["bluish green"], "D", "-."),
-    "aug": Style(OKABE_ITO["sky blue"], "v", "-."),
+    "aug": Style(OKABE_ITO["sky blue"], "v", LINESTYLES[3]),
     "l2dyn": Style(OKABE_ITO["reddish purple"], "^", LINESTYLES[3]),
     "long": Style(OKABE_ITO["vermillion"], "D", "-."),
-    "long_jac": Style(OKABE_ITO["orange"], "^", LINESTYLES[3]),
+    "long_jac": Style(OKABE_ITO["orange"], "*", "--"),
 }
 
 
