@@ -302,16 +302,17 @@ class Trainer:
     # ---- the loop ----------------------------------------------------------------
 
     def progress_info(self) -> dict[str, str]:
-        """What a person watching the run wants to know: frames, updates and their rate, the last
-        evaluation return, time so far and left (at this session's pace)."""
+        """What a person watching the run wants to know: frames, updates and their rate, the mean
+        return of the last evaluation's episodes, time so far and left (at this session's pace)."""
         t, session = self.cfg.train, max(time.monotonic() - self.session_start, 1e-9)
         done = self.frames - self.session_frames
         left = (t.frames - self.frames) * session / done if done > 0 else None
-        evals = [row["return"] for row in self.rows if row["split"] == "eval"]
+        evals = [row for row in self.rows if row["split"] == "eval"]
+        last = [row["return"] for row in evals if row["frames"] == evals[-1]["frames"]] if evals else []
         return {"frames": f"frames {self.frames:,}/{t.frames:,} ({self.frames / t.frames:.0%})",
                 "updates": f"{self.count['updates']:,} updates "
                            f"({(self.count['updates'] - self.session_updates) / session:.2f}/s)",
-                "eval": f"last eval return {evals[-1]:.0f}" if evals else "no eval yet",
+                "eval": f"last eval return {sum(last) / len(last):.0f}" if last else "no eval yet",
                 "time": f"{duration(self.wall_time())}" + (f", ~{duration(left)} left" if left else "")}
 
     def run(self, stop_after_frames: int | None = None) -> str:
