@@ -297,6 +297,7 @@ def test_claims_default_seed_bar_and_smoke_header(paths, tmp_path):
     assert decided["effect"].notna().all()
     report = Path(sm.output.md).read_text()
     assert "smoke scale checks the machinery; its numbers are not evidence" in report.split("## C1")[0]
+    assert "its numbers are not evidence" in Path(sm.output.caption).read_text()  # what the HTML report shows
     assert "IQM a / b" in report and "P(claimed)" in report
 
 

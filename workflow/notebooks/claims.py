@@ -30,7 +30,7 @@
 # %%
 from wmrobust import claims
 from wmrobust.artifacts.spec import notebook_spec, read_inputs, short_caption, write_table
-from wmrobust.artifacts.tables import claims_display, claims_report, latex_table
+from wmrobust.artifacts.tables import claims_display, claims_report, latex_table, smoke_notes
 
 sm = snakemake  # noqa: F821 - Snakemake's script: directive defines it
 spec = notebook_spec(sm)
@@ -44,4 +44,5 @@ table = claims.compute_claims(
 # %%
 report = claims_report(table, spec)
 tex = latex_table(claims_display(table), short_caption(spec), spec.artifact)
-print(write_table(table, report, tex, sm.output, spec, sm.input, title=f"Claims report ({spec.scale} scale)"))
+print(write_table(table, report, tex, sm.output, spec, sm.input, notes=smoke_notes(spec),
+                  title=f"Claims report ({spec.scale} scale)"))

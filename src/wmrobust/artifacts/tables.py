@@ -195,14 +195,15 @@ def hyperparameter_table(runs: pd.DataFrame, spec: Spec) -> pd.DataFrame:
 # ---------------------------------------------------------------- claims report
 
 
+def smoke_notes(spec: Spec) -> list[str]:
+    """The caption's warning at the smoke scale (the caption is in claims.md and the HTML report)."""
+    return ["**The smoke scale checks the machinery; its numbers are not evidence** (tiny models, minutes "
+            "of training): the local and paper scales test the claims."] if spec.scale == "smoke" else []
+
+
 def claims_report(table: pd.DataFrame, spec: Spec) -> str:
     """Body of claims.md: the decision rule, then per claim its statement and one line per effect."""
-    machinery = [
-        "**The smoke scale checks the machinery; its numbers are not evidence** (tiny models, minutes of "
-        "training): the local and paper scales test the claims.",
-        "",
-    ] if spec.scale == "smoke" else []
-    lines = machinery + [
+    lines = [
         "Decision rule (docs/protocol.md section 1): the effect's 95% percentile bootstrap interval over seeds "
         f"({spec.n_resamples} resamples) entirely on the claimed side of 0 means **supported**, entirely on "
         "the other side **contradicted**, otherwise **inconclusive**; with fewer than "
