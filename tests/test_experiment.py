@@ -115,8 +115,8 @@ def test_run_ids_are_pinned():
     assert resolve({}).hash() == "8789d2ee7317"
     pinned = {("smoke", "walker_walk", "baseline", 0): "765d38d1a4fd",
               ("smoke", "quadruped_walk", "nzd_jac", 1): "aff836a1603a",
-              ("local", "walker_walk", "baseline", 0): "4527d8e808c5",
-              ("local", "walker_walk", "nzd_jac", 4): "9aae18bb975d"}
+              ("local", "walker_walk", "baseline", 0): "3b78aaf1401a",
+              ("local", "walker_walk", "nzd_jac", 4): "9f646ead70d2"}
     for (scale, task, variant, seed), rid in pinned.items():
         assert experiment(scale=scale).run(task, variant, seed).rid == rid, (scale, task, variant, seed)
     for key, neutral in ADDED_FIELDS.items():
