@@ -87,6 +87,17 @@ RUN = rundir.run_path("{task}", "{variant}", "{seed}", "{rid}")
 BASELINE_RUN = rundir.run_path("{task}", "baseline", "{seed}", "{rid}")
 
 
+def seed_major(wildcards):
+    """Training runs of lower seeds first (seed 0 of every variant, then seed 1...), so
+    that a grid stopped part-way is balanced across variants."""
+    return -int(wildcards.seed)
+
+
+# Evaluations, held-out episodes and rollouts before any further training: a finished
+# run's results are complete, and can be exported, as soon as possible.
+AFTER_TRAINING = 1
+
+
 def result_pattern(kind, run=RUN):
     """A rule's output path of a per-run result, as Experiment.result_file spells it."""
     return f"results/{{scale}}/{RESULT_KINDS[kind].path(run, '{sid}')}"

@@ -19,6 +19,7 @@ rule evaluate:
     conda:
         "../../environment.yml"
     threads: resource("evaluate", "threads", 1)
+    priority: AFTER_TRAINING
     resources:
         mem_mb=resource("evaluate", "mem_mb", 2000),
         runtime=resource("evaluate", "runtime", 60),
@@ -46,6 +47,7 @@ rule collect:
     conda:
         "../../environment.yml"
     threads: resource("collect", "threads", 1)
+    priority: AFTER_TRAINING
     resources:
         mem_mb=resource("collect", "mem_mb", 2000),
         runtime=resource("collect", "runtime", 60),
@@ -74,6 +76,7 @@ rule rollout:
     conda:
         "../../environment.yml"
     threads: resource("rollout", "threads", 1)
+    priority: AFTER_TRAINING
     resources:
         mem_mb=resource("rollout", "mem_mb", 2000),
         runtime=resource("rollout", "runtime", 60),

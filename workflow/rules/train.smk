@@ -24,6 +24,7 @@ rule train:
     conda:
         "../../environment.yml"
     threads: train_threads
+    priority: seed_major
     resources:
         mem_mb=resource("train", "mem_mb", 4000),
         runtime=resource("train", "runtime", 60),
