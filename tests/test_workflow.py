@@ -62,18 +62,25 @@ def test_dry_run_of_each_scale_plans_the_grid_plan_reports(scale, scratch):
     assert job_stats(proc.stdout + proc.stderr) == job_counts(exp, exp.artifact_ids)
 
 
-def test_jobs_are_scheduled_seed_major_and_results_before_more_training(scratch):
-    """Training runs of seed 0 come first, then seed 1...; a finished run's evaluation,
-    held-out and rollout jobs come before any further training."""
-    proc = snakemake("-n", "--cores", "2", "figures", "--config", "scale=local", cwd=scratch)
-    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: .*?seed=(\d+).*\n(?:    priority: (-?\d+)\n)?",
-                      proc.stdout, re.M)
+def test_jobs_are_scheduled_seed_major_and_results_before_more_training(tmp_path):
+    """Training runs of seed 0 come first, then seed 1...; within a seed, a run that stopped
+    part-way resumes before new ones start; a finished run's evaluation, held-out and rollout
+    jobs come before any further training."""
+    work = workflow_copy(tmp_path / "work")
     exp = Experiment.from_file(CONFIG, scale="local")
+    stopped = exp.run("walker_walk", "zd5", 1)
+    (work / "results" / "local" / "runs" / stopped.path / "checkpoint").mkdir(parents=True)
+    proc = snakemake("-n", "--cores", "2", "figures", "--config", "scale=local", cwd=work)
+    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: .*?(?:variant=(\w+), )?seed=(\d+).*\n(?:    priority: (\S+)\n)?",
+                      proc.stdout, re.M)
     counts = job_counts(exp, exp.artifact_ids)
     assert len(jobs) == sum(counts[rule] for rule in ("train", "evaluate", "collect", "rollout"))
-    for rule, seed, priority in jobs:
-        expected = -int(seed) if rule == "train" else 1
-        assert int(priority or 0) == expected, (rule, seed, priority)
+    for rule, variant, seed, priority in jobs:
+        if rule == "train":
+            expected = -int(seed) + (0.5 if (variant, int(seed)) == ("zd5", 1) else 0)
+        else:
+            expected = 1
+        assert float(priority or 0) == expected, (rule, variant, seed, priority)
 
 
 def test_single_artifact_target_builds_only_its_runs(scratch):
