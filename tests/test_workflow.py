@@ -68,8 +68,9 @@ def test_jobs_are_scheduled_seed_major_and_results_before_more_training(tmp_path
     jobs come before any further training."""
     work = workflow_copy(tmp_path / "work")
     exp = Experiment.from_file(CONFIG, scale="local")
-    stopped = exp.run("walker_walk", "zd5", 1)
-    (work / "results" / "local" / "runs" / stopped.path / "checkpoint").mkdir(parents=True)
+    stopped = work / "results" / "local" / "runs" / exp.run("walker_walk", "zd5", 1).path
+    (stopped / "checkpoint").mkdir(parents=True)
+    (stopped / "status.json").write_text('{"status": "stopped", "frames": 25000}')
     proc = snakemake("-n", "--cores", "2", "figures", "--config", "scale=local", cwd=work)
     jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: .*?(?:variant=(\w+), )?seed=(\d+).*\n(?:    priority: (\S+)\n)?",
                       proc.stdout, re.M)
@@ -77,7 +78,7 @@ def test_jobs_are_scheduled_seed_major_and_results_before_more_training(tmp_path
     assert len(jobs) == sum(counts[rule] for rule in ("train", "evaluate", "collect", "rollout"))
     for rule, variant, seed, priority in jobs:
         if rule == "train":
-            expected = -int(seed) + (0.5 if (variant, int(seed)) == ("zd5", 1) else 0)
+            expected = -int(seed) + (0.125 if (variant, int(seed)) == ("zd5", 1) else 0)  # 25k of 100k frames
         else:
             expected = 1
         assert float(priority or 0) == expected, (rule, variant, seed, priority)

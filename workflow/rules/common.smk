@@ -90,9 +90,11 @@ BASELINE_RUN = rundir.run_path("{task}", "baseline", "{seed}", "{rid}")
 def seed_major(wildcards):
     """Training runs of lower seeds first (seed 0 of every variant, then seed 1...), so
     that a grid stopped part-way is balanced across variants; within a seed, runs that
-    stopped part-way resume before new ones start."""
+    stopped part-way resume before new ones start, the furthest first."""
     run_dir = Path(f"results/{wildcards.scale}/runs/{RUN}".format(**dict(wildcards.items())))
-    return -int(wildcards.seed) + 0.5 * (run_dir / rundir.CHECKPOINT).exists()
+    frames = rundir.state(run_dir)["frames"] or 0
+    total = EXPERIMENT.run_config(wildcards.task, wildcards.variant, int(wildcards.seed)).train.frames
+    return -int(wildcards.seed) + 0.5 * min(frames / total, 1)
 
 
 # Evaluations, held-out episodes and rollouts before any further training: a finished
