@@ -143,3 +143,15 @@ def test_evaluation_settings_name_their_result_files():
     assert longer.result_file("rollout", run) != full.result_file("rollout", run)
     assert longer.result_file("eval", run) == full.result_file("eval", run)
     assert full.result_file("eval", run).startswith(f"eval/{run.path}/")
+
+
+def test_captions_name_the_declared_variants_a_scale_does_not_run():
+    from wmrobust.artifacts.spec import Spec, compose_caption
+
+    local = experiment(scale="local")
+    assert local.artifact_variants("fig1") == ["baseline", "zd5"]
+    assert local.artifact_left_out("fig1") == ["zd01", "zd1"]
+    assert experiment(scale="smoke").artifact_left_out("fig1") == []
+    spec = Spec(artifact="fig1", caption="Robustness.", variants=local.artifact_variants("fig1"),
+                tasks=["walker_walk"], scale="local", left_out=local.artifact_left_out("fig1"))
+    assert "Not shown: zd01, zd1, which the local scale does not run" in compose_caption(spec)

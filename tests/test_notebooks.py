@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from wmrobust.artifacts.tables import verdict_count
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "workflow" / "notebooks"
 TASKS = ["walker_walk", "quadruped_walk"]
 SEEDS = [0, 1, 2]
@@ -258,9 +260,10 @@ def test_learning_draws_the_published_seeds_and_says_where_ours_stands(paths, tm
 
 
 def test_claims_report_verdicts_and_not_run(tables, tmp_path):
-    # Without zd1, nzd_jac or rollout: their comparisons must be "not run", the rest decided.
+    # Runs of zd1 and nzd_jac in the grid without results, and no rollout table: their
+    # comparisons must be "not run", the rest decided.
     keep = [v for v in VARIANTS if v not in ("zd1", "nzd_jac")]
-    sub = {k: df[df.variant.isin(keep)] for k, df in tables.items() if k != "rollout"}
+    sub = {k: df if k == "runs" else df[df.variant.isin(keep)] for k, df in tables.items() if k != "rollout"}
     paths = write_tables(sub, tmp_path / "agg")
     sm = make_snakemake("claims", paths, tmp_path, inputs=["eval", "curves", "runs"], variants=keep)
     run_notebook("claims", sm)
@@ -285,6 +288,25 @@ def test_claims_report_verdicts_and_not_run(tables, tmp_path):
     for claim in ("C1", "C2", "C3", "C4"):
         assert f"## {claim}" in report
     assert "not run" in report and "supported" in report
+
+
+def test_claims_list_only_what_the_grid_runs_and_name_the_rest(tables, tmp_path):
+    # A grid without walker's zd1: its comparison is not a row (it is not "not run"), and the
+    # report names it.
+    runs = tables["runs"]
+    sub = dict(tables, runs=runs[~((runs.task == "walker_walk") & (runs.variant == "zd1"))])
+    sm = make_snakemake("claims", write_tables(sub, tmp_path / "agg"), tmp_path)
+    run_notebook("claims", sm)
+    table = pd.read_csv(sm.output.csv)
+    walker = table[table.task == "walker_walk"]
+    assert "zd1 - baseline" not in set(walker.comparison) and "zd5 - baseline" in set(walker.comparison)
+    assert "Not compared: the test scale does not run a variant of C1 walker_walk: zd1 - baseline" in (
+        Path(sm.output.md).read_text())
+
+
+def test_claims_summary_says_when_seeds_are_too_few_for_a_verdict():
+    assert verdict_count("too few seeds (n < 5)", 2) == "2 without a verdict (too few seeds, n < 5)"
+    assert verdict_count("supported", 1) == "1 supported"
 
 
 def test_claims_default_seed_bar_and_smoke_header(paths, tmp_path):

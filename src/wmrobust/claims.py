@@ -6,7 +6,8 @@ mean difference with a 95% bootstrap interval, paired by seed when both sides
 have exactly the same seeds and unpaired otherwise. Diverged runs are left
 out of return, frame and error statistics and counted in the divergence rate.
 The verdict is ``stats.decide`` on the interval; a comparison whose table or
-variant is missing gives a "not run" row naming what is missing.
+variant is missing gives a "not run" row naming what is missing; a comparison of a
+variant that the grid does not run at all (the ``runs`` table) is not listed.
 """
 
 from __future__ import annotations
@@ -229,6 +230,24 @@ def _comparisons(task: str) -> list[Comparison]:
     return out
 
 
+def grid_comparisons(task: str, runs: pd.DataFrame | None) -> tuple[list[Comparison], list[Comparison]]:
+    """The task's comparisons whose two variants the grid runs (``runs``: a row per run of it;
+    without one, every comparison), and those it does not run, which are not listed."""
+    if runs is None:
+        return _comparisons(task), []
+    ran = set(runs.loc[runs["task"] == task, "variant"])
+    split: tuple[list[Comparison], list[Comparison]] = ([], [])
+    for cmp in _comparisons(task):
+        split[not {cmp.a, cmp.b} <= ran].append(cmp)
+    return split
+
+
+def not_in_grid(tasks: list[str], runs: pd.DataFrame | None) -> list[str]:
+    """'C1 walker_walk: zd01 - baseline' for each comparison the grid cannot make."""
+    return [f"{cmp.claim} {task}: {cmp.a} - {cmp.b} ({cmp.statistic})"
+            for task in tasks for cmp in grid_comparisons(task, runs)[1]]
+
+
 def _values(cmp: Comparison, task: str, tables: dict) -> tuple[pd.Series, pd.Series, str]:
     """Per-seed values of both sides of ``cmp`` and a note; raises Missing."""
     ev, curves, rollout = tables.get("eval"), tables.get("curves"), tables.get("rollout")
@@ -303,7 +322,7 @@ def compute_claims(
         if domain(task) not in PAPER_ZERO_DRIFT:
             cmp = Comparison("C1", "perturbed return", "zd?", "baseline", "greater", True)
             rows.append(_row(cmp, task, scale, verdict="not run", note=f"no paper zero-drift level for {task}"))
-        for cmp in _comparisons(task):
+        for cmp in grid_comparisons(task, runs)[0]:
             try:
                 a, b, note = _values(cmp, task, tables)
             except Missing as why:

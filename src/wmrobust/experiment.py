@@ -297,6 +297,15 @@ class Experiment:
         """Variant names in the artifact's declared order (plot order)."""
         return list(dict.fromkeys(r.variant for r in self.artifact_runs(artifact_id)))
 
+    def artifact_left_out(self, artifact_id: str) -> list[str]:
+        """Variants the artifact declares for this scale's tasks that the scale does not run
+        (its captions name them, so a figure with fewer lines says why)."""
+        runs = self.artifact(artifact_id)["runs"]
+        if runs == "all":
+            return []
+        declared = (v for task, variants in runs.items() if task in self.tasks for v in variants)
+        return list(dict.fromkeys(v for v in declared if v not in self.variant_filter))
+
     def artifact_tasks(self, artifact_id: str) -> list[str]:
         return list(dict.fromkeys(r.task for r in self.artifact_runs(artifact_id)))
 

@@ -15,7 +15,8 @@
 # bootstrap interval over seeds, seeds per side, the probability that a seed
 # lies on the claimed side, each side's IQM over seeds, and the verdict of the
 # decision rule (supported / contradicted / inconclusive / too few seeds); comparisons whose variants or tables are
-# missing get a "not run" row saying what is missing.
+# missing get a "not run" row saying what is missing, and those of variants the scale
+# does not run are named below the tables.
 #
 # Snakemake interface (rule with `script:`):
 #
@@ -42,7 +43,7 @@ table = claims.compute_claims(
 )  # fmt: skip
 
 # %%
-report = claims_report(table, spec)
+report = claims_report(table, spec, claims.not_in_grid(spec.tasks, tables.get("runs")))
 tex = latex_table(claims_display(table), short_caption(spec), spec.artifact)
 print(write_table(table, report, tex, sm.output, spec, sm.input, notes=smoke_notes(spec),
                   title=f"Claims report ({spec.scale} scale)"))

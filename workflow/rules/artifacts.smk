@@ -36,6 +36,7 @@ for kind, extensions in ARTIFACT_FILES.items():
             artifact=artifact_param("artifact"),
             caption=artifact_param("caption"),
             variants=artifact_param("variants"),
+            left_out=artifact_param("left_out"),
             tasks=artifact_param("tasks"),
             families=artifact_param("families"),
             sources=artifact_param("sources"),

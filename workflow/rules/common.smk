@@ -91,9 +91,13 @@ def seed_major(wildcards):
     """Training runs of lower seeds first (seed 0 of every variant, then seed 1...), so
     that a grid stopped part-way is balanced across variants; within a seed, runs that
     stopped part-way resume before new ones start, the furthest first."""
-    run_dir = Path(f"results/{wildcards.scale}/runs/{RUN}".format(**dict(wildcards.items())))
+    run_dir = Path(
+        f"results/{wildcards.scale}/runs/{RUN}".format(**dict(wildcards.items()))
+    )
     frames = rundir.state(run_dir)["frames"] or 0
-    total = EXPERIMENT.run_config(wildcards.task, wildcards.variant, int(wildcards.seed)).train.frames
+    total = EXPERIMENT.run_config(
+        wildcards.task, wildcards.variant, int(wildcards.seed)
+    ).train.frames
     return -int(wildcards.seed) + 0.5 * min(frames / total, 1)
 
 
@@ -265,6 +269,7 @@ def artifact_param(key):
             "artifact": lambda: wildcards.artifact,
             "caption": lambda: artifact["caption"],
             "variants": lambda: EXPERIMENT.artifact_variants(wildcards.artifact),
+            "left_out": lambda: EXPERIMENT.artifact_left_out(wildcards.artifact),
             "tasks": lambda: EXPERIMENT.artifact_tasks(wildcards.artifact),
             "sources": lambda: EXPERIMENT.artifact_sources(wildcards.artifact),
             "families": lambda: artifact.get("families")

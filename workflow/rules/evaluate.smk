@@ -16,10 +16,10 @@ rule evaluate:
         f"results/{{scale}}/logs/evaluate/{RUN}/{{sid}}.log",
     benchmark:
         f"results/{{scale}}/benchmarks/evaluate/{RUN}/{{sid}}.tsv"
+    priority: AFTER_TRAINING
     conda:
         "../../environment.yml"
     threads: resource("evaluate", "threads", 1)
-    priority: AFTER_TRAINING
     resources:
         mem_mb=resource("evaluate", "mem_mb", 2000),
         runtime=resource("evaluate", "runtime", 60),
@@ -44,10 +44,10 @@ rule collect:
         f"results/{{scale}}/logs/collect/{BASELINE_RUN}/{{sid}}.log",
     benchmark:
         f"results/{{scale}}/benchmarks/collect/{BASELINE_RUN}/{{sid}}.tsv"
+    priority: AFTER_TRAINING
     conda:
         "../../environment.yml"
     threads: resource("collect", "threads", 1)
-    priority: AFTER_TRAINING
     resources:
         mem_mb=resource("collect", "mem_mb", 2000),
         runtime=resource("collect", "runtime", 60),
@@ -73,10 +73,10 @@ rule rollout:
         f"results/{{scale}}/logs/rollout/{RUN}/{{sid}}.log",
     benchmark:
         f"results/{{scale}}/benchmarks/rollout/{RUN}/{{sid}}.tsv"
+    priority: AFTER_TRAINING
     conda:
         "../../environment.yml"
     threads: resource("rollout", "threads", 1)
-    priority: AFTER_TRAINING
     resources:
         mem_mb=resource("rollout", "mem_mb", 2000),
         runtime=resource("rollout", "runtime", 60),

@@ -21,10 +21,10 @@ rule train:
         f"results/{{scale}}/logs/train/{RUN}.log",
     benchmark:
         f"results/{{scale}}/benchmarks/train/{RUN}.tsv"
+    priority: seed_major
     conda:
         "../../environment.yml"
     threads: train_threads
-    priority: seed_major
     resources:
         mem_mb=resource("train", "mem_mb", 4000),
         runtime=resource("train", "runtime", 60),

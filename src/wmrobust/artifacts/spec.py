@@ -43,6 +43,8 @@ class Spec:
     families: list[str] | None = None
     sources: list[str] = field(default_factory=list)
     """The aggregated tables it reads: its captions state those tables' episodes."""
+    left_out: list[str] = field(default_factory=list)
+    """Variants it declares that this scale does not run: its caption names them."""
     n_resamples: int = stats.N_RESAMPLES
     bootstrap_seed: int = 0
     min_seeds: int = stats.MIN_SEEDS
@@ -68,6 +70,7 @@ def spec_from(params: Any) -> Spec:
         inferred=bool(getattr(params, "inferred", False)),
         families=list(params.families) if getattr(params, "families", None) else None,
         sources=list(getattr(params, "sources", None) or []),
+        left_out=list(getattr(params, "left_out", None) or []),
         n_resamples=int(getattr(params, "n_resamples", None) or stats.N_RESAMPLES),
         bootstrap_seed=int(getattr(params, "bootstrap_seed", None) or 0),
         min_seeds=int(getattr(params, "min_seeds", None) or stats.MIN_SEEDS),
@@ -277,6 +280,9 @@ def compose_caption(
         scale_text(spec),
         f"Tasks: {', '.join(spec.tasks)}. {variants_text(spec, data)}",
     ]
+    if spec.left_out:
+        lines.append(f"Not shown: {', '.join(spec.left_out)}, which the {spec.scale} scale does not run "
+                     f"(`scales.{spec.scale}.variants`).")
     lines += [n for n in notes if n]
     if spec.inferred:
         lines.append("The layout of this artifact is inferred (the paper's version is not available).")

@@ -201,8 +201,9 @@ def smoke_notes(spec: Spec) -> list[str]:
             "of training): the local and paper scales test the claims."] if spec.scale == "smoke" else []
 
 
-def claims_report(table: pd.DataFrame, spec: Spec) -> str:
-    """Body of claims.md: the decision rule, then per claim its statement and one line per effect."""
+def claims_report(table: pd.DataFrame, spec: Spec, left_out: list[str] = ()) -> str:
+    """Body of claims.md: the decision rule, then per claim its statement and one line per effect;
+    last, the comparisons the scale cannot make (``left_out``, from ``claims.not_in_grid``)."""
     lines = [
         "Decision rule (docs/protocol.md section 1): the effect's 95% percentile bootstrap interval over seeds "
         f"({spec.n_resamples} resamples) entirely on the claimed side of 0 means **supported**, entirely on "
@@ -221,9 +222,19 @@ def claims_report(table: pd.DataFrame, spec: Spec) -> str:
         lines += [f"## {claim}: {statement}", ""]
         verdicts = rows.loc[rows["primary"].astype(bool), "verdict"].value_counts()
         if not verdicts.empty:
-            lines += ["Primary effects: " + ", ".join(f"{n} {v}" for v, n in verdicts.items()) + ".", ""]
+            lines += ["Primary effects: " + ", ".join(verdict_count(v, n) for v, n in verdicts.items()) + ".", ""]
         lines.append(markdown_table(claims_display(rows)))
+    if left_out:
+        lines += ["", f"Not compared: the {spec.scale} scale does not run a variant of "
+                  + "; ".join(left_out) + "."]
     return "\n".join(lines)
+
+
+def verdict_count(verdict: str, n: int) -> str:
+    """'2 supported'; '2 without a verdict (too few seeds, n < 5)'."""
+    if verdict.startswith("too few seeds"):
+        return f"{n} without a verdict ({verdict.replace(' (', ', ').rstrip(')')})"
+    return f"{n} {verdict}"
 
 
 def iqm_pair(a: float, b: float) -> str:
