@@ -551,3 +551,33 @@ def test_every_variant_has_one_distinct_style_and_figures_distinct_colours():
     mine = variant_styles(["mine"])["mine"]
     companions = [v for v, st in VARIANT_STYLES.items() if st.color != mine.color][:4]
     assert variant_styles([*companions, "mine"])["mine"] == mine
+
+
+def test_bands_are_edged_log_axes_follow_the_means_and_the_prefill_is_marked():
+    from matplotlib.colors import to_hex
+
+    from wmrobust.artifacts.figures import plot_learning_curves, plot_rollout_error
+    from wmrobust.artifacts.spec import Spec
+    from wmrobust.artifacts.style import VARIANT_STYLES
+
+    spec = Spec(artifact="x", caption="c", variants=["nzd", "nzd_jac"], tasks=["walker_walk"], scale="test",
+                scale_info={"prefill_frames": 400})
+    horizons = np.arange(1, 11)
+    rollout = pd.DataFrame([
+        {"task": "walker_walk", "metric": "latent_dist", "variant": v, "horizon": h, "mean": 0.1 * h * k,
+         "ci_low": 1e-9, "ci_high": 0.2 * h * k}
+        for k, v in enumerate(spec.variants, 1) for h in horizons])  # fmt: skip
+    ax = plot_rollout_error(rollout, spec).axes[0]
+    assert ax.get_ylim()[0] >= 0.1 / 10 * 0.999  # a decade below the lowest mean, not down to 1e-9
+    for v in spec.variants:  # each band edged by two thin lines of its variant's colour
+        edges = [ln for ln in ax.get_lines() if ln.get_linewidth() < 1 and to_hex(ln.get_color()) == to_hex(
+            VARIANT_STYLES[v].color)]
+        assert len(edges) == 2, v
+    curves = pd.DataFrame([
+        {"task": "walker_walk", "split": s, "variant": v, "frames": f, "mean": f / 10, "ci_low": 0, "ci_high": f / 5}
+        for s in ("eval", "train") for v in spec.variants for f in (200, 600, 1200)])  # fmt: skip
+    no_runs = pd.DataFrame(columns=["task", "variant", "seed", "frames", "split", "return"])
+    fig = plot_learning_curves(curves, no_runs, no_runs[["task", "variant", "seed", "frames"]], spec)
+    for ax in fig.axes[:2]:
+        spans = [p for p in ax.patches if p.get_x() == 0 and p.get_width() == 400]
+        assert len(spans) == 1 and "prefill" in [t.get_text() for t in ax.texts]

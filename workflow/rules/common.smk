@@ -243,6 +243,7 @@ def scale_info():
 
     return {
         "frames": cfg.train.frames,
+        "prefill_frames": cfg.train.prefill_frames,
         "seeds": EXPERIMENT.seeds,
         # The episodes behind each aggregated source (captions state their own).
         "episodes": {

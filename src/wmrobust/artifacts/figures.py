@@ -16,7 +16,9 @@ import pandas as pd
 
 from wmrobust import claims, stats
 from wmrobust.artifacts.spec import Spec, family_order, plural, restrict, spec_order
-from wmrobust.artifacts.style import FRAMES_FORMAT, Style, finish_figure, line_kw, no_data, set_style, variant_styles
+from wmrobust.artifacts.style import (
+    FRAMES_FORMAT, Style, draw_band, finish_figure, line_kw, mark_prefill, no_data, set_style, variant_styles,
+)
 from wmrobust.perturb.families import FAMILIES
 ROLLOUT_METRICS = {
     "obs_mse": "observation MSE",
@@ -107,10 +109,12 @@ def plot_learning_curves(
                 s = summary[(summary["task"] == task) & (summary["split"] == split) & (summary["variant"] == v)]
                 if not s.empty:
                     ax.plot(s["frames"], s["mean"], lw=2, label=label, **line_kw(styles[v]))
-                    ax.fill_between(s["frames"], s["ci_low"], s["ci_high"], color=styles[v].color, alpha=0.2, lw=0)
+                    draw_band(ax, styles[v], s["ci_low"], s["ci_high"], s["frames"])
                     drew = True
                 drew |= _draw_diverged(ax, curves, diverged, task, split, v, styles[v], label)
-            if not drew:
+            if drew:
+                mark_prefill(ax, spec)
+            else:
                 no_data(ax)
             ax.set_title(f"{task}: {SPLIT_TITLES[split]}")
             ax.set_xlabel("env frames")
@@ -228,17 +232,20 @@ def plot_rollout_error(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
     for i, task in enumerate(spec.tasks):
         for j, metric in enumerate(metrics):
             ax = axes[i, j]
-            drew = False
+            lowest = np.inf
             for v in spec.variants:
                 s = summary[(summary["task"] == task) & (summary["metric"] == metric) & (summary["variant"] == v)]
                 s = s[s["mean"] > 0]
                 if s.empty:
                     continue
                 ax.plot(s["horizon"], s["mean"], lw=2, label=v, **line_kw(styles[v]))
-                ax.fill_between(s["horizon"], s["ci_low"], s["ci_high"], color=styles[v].color, alpha=0.2, lw=0)
-                drew = True
-            if drew:
+                draw_band(ax, styles[v], s["ci_low"], s["ci_high"], s["horizon"])
+                lowest = min(lowest, s["mean"].min())
+            if np.isfinite(lowest):
                 ax.set_yscale("log")
+                # The axis reaches a decade below the lowest mean: an interval's lower bound near 0
+                # would stretch a log axis over many decades.
+                ax.set_ylim(bottom=max(ax.get_ylim()[0], lowest / 10))
             else:
                 no_data(ax)
             ax.set_title(f"{task}: {ROLLOUT_METRICS[metric]}")
@@ -313,7 +320,7 @@ def plot_lambda_sweep(summary: pd.DataFrame, spec: Spec) -> plt.Figure:
                 for _, r in s[s["lambda"] <= 0].iterrows():
                     color = styles[r["variant"]].color
                     ax.axhline(r["mean"], color=color, ls="--", lw=1.5, label=_sweep_label(r))
-                    ax.axhspan(r["ci_low"], r["ci_high"], color=color, alpha=0.15, lw=0)
+                    draw_band(ax, styles[r["variant"]], r["ci_low"], r["ci_high"])
                 ax.set_xscale("log")
             ax.set_title(f"{task}: {statistic}")
             ax.set_xlabel(r"Jacobian regularization weight $\lambda$ (log)")

@@ -137,6 +137,30 @@ def no_data(ax, text: str = "no data") -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 
+def draw_band(ax, style: Style, low, high, x=None) -> None:
+    """A variant's interval: a faint fill edged by thin lines in its own colour and line style
+    (two translucent fills alone mix into a third colour where they overlap); over ``x``, or
+    across the axes without one."""
+    edge = dict(color=style.color, ls=style.linestyle, lw=0.7, alpha=0.7)
+    if x is None:
+        ax.axhspan(low, high, color=style.color, alpha=0.1, lw=0)
+        for bound in (low, high):
+            ax.axhline(bound, **edge)
+    else:
+        ax.fill_between(x, low, high, color=style.color, alpha=0.1, lw=0)
+        for bound in (low, high):
+            ax.plot(x, bound, **edge)
+
+
+def mark_prefill(ax, spec: Spec) -> None:
+    """Shade the random-action prefill at the start of training, where returns are a random policy's."""
+    prefill = spec.scale_info.get("prefill_frames")
+    if prefill:
+        ax.axvspan(0, prefill, color="0.9", lw=0, zorder=0)
+        ax.text(prefill / 2, 0.98, "prefill", transform=ax.get_xaxis_transform(), ha="center", va="top",
+                fontsize="small", color="0.4")
+
+
 def line_kw(style: Style) -> dict[str, Any]:
     """A variant's line: its colour and line style, its marker every tenth of the axes."""
     return dict(color=style.color, ls=style.linestyle, marker=style.marker, ms=5, markevery=0.1)
