@@ -4,13 +4,14 @@ The loop: collect one agent step (random actions during prefill, then the policy
 explore mode), add finished episodes to replay, run the updates the train ratio owes,
 evaluate (policy mode, fresh eval seeds) and log on frame schedules.
 
-Resuming is exact: a checkpoint can be taken after any agent step (``wmrobust.checkpoint``
-says what it holds), so with the same seed on CPU an interrupted-and-resumed run writes the
-same metrics (but wall time and throughput) as an uninterrupted one.
+Resuming is exact: a checkpoint can be taken after any agent step, update or evaluation
+episode (``wmrobust.checkpoint`` says what it holds; a resumed run first does what the stop
+left undone at its agent step), so with the same seed on CPU an interrupted-and-resumed run
+writes the same metrics (but wall time and throughput) as an uninterrupted one.
 
-SIGTERM/SIGINT: the current agent step (with its updates and any evaluation) finishes,
-a checkpoint is saved and the process exits 143, so schedulers count the job as not done
-and rerunning the same command resumes.
+SIGTERM/SIGINT: the current agent step, update or evaluation episode finishes (seconds in
+every phase: prefill, pretrain, training, evaluation), a checkpoint is saved and the process
+exits 143, so schedulers count the job as not done and rerunning the same command resumes.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ class Trainer:
         repeat = cfg.env.action_repeat
         self.total_steps = math.ceil(cfg.train.frames / repeat)
         self.prefill_steps = math.ceil(cfg.train.prefill_frames / repeat)
-        self.count = {"steps": 0, "updates": 0, "train_episodes": 0, "eval_episodes": 0,
+        # eval_done: episodes of the evaluation at next_eval done (one stopped part-way)
+        self.count = {"steps": 0, "updates": 0, "train_episodes": 0, "eval_episodes": 0, "eval_done": 0,
                       "learn_from": -1, "next_log": cfg.train.log_every_frames,
                       "next_eval": cfg.train.eval_every_frames}
         self.rows: list[dict[str, Any]] = []
@@ -178,14 +180,15 @@ class Trainer:
     # ---- learning, evaluation, logging ------------------------------------------
 
     def train_updates(self) -> dict[str, float] | None:
-        """Run the updates owed; returns the metrics of a non-finite update, else None."""
+        """Run the updates owed (until a stop is requested); returns the metrics of a non-finite
+        update, else None."""
         count, t = self.count, self.cfg.train
         if count["learn_from"] < 0:
             if count["steps"] < self.prefill_steps or not self.replay.can_sample(t.batch_length):
                 return None
             count["learn_from"] = count["steps"]
         due = int((count["steps"] - count["learn_from"]) * t.train_ratio / (t.batch_size * t.batch_length)) + 1 + t.pretrain
-        while count["updates"] < due:
+        while count["updates"] < due and not self.stop_requested:
             self.last_batch = self.replay.sample(t.batch_size, t.batch_length, self.rng)
             metrics = self.agent.update(self.last_batch)
             count["updates"] += 1
@@ -198,7 +201,11 @@ class Trainer:
         return None
 
     def evaluate(self) -> None:
-        for _ in range(self.cfg.train.eval_episodes):
+        """The evaluation due: its episodes not done yet, until a stop is requested."""
+        t = self.cfg.train
+        while self.count["eval_done"] < t.eval_episodes:
+            if self.stop_requested:
+                return
             env = self.env_fn(self.cfg.env, episode_seed(self.cfg.seed, EVAL, self.count["eval_episodes"]))
             obs, state, total, done, first = env.reset(), self.agent.initial_state(1), 0.0, False, True
             while not done:
@@ -210,6 +217,9 @@ class Trainer:
             self.rows.append({"frames": self.frames, "split": "eval", "return": float(total),
                               "episode": self.count["eval_episodes"], "wall_time": self.wall_time()})
             self.count["eval_episodes"] += 1
+            self.count["eval_done"] += 1
+        self.count["eval_done"] = 0
+        self.count["next_eval"] += t.eval_every_frames
 
     def log_updates(self) -> None:
         if not self.pending:
@@ -281,7 +291,7 @@ class Trainer:
         state = load_checkpoint(self.ckpt_dir, self.hash, self.device, self.replay, self.rng)
         self.agent.load_state_dict(state["agent"])
         self.agent.load_optimizer_state(state["optimizers"])
-        self.count = dict(state["counters"])
+        self.count = {**self.count, **state["counters"]}  # counters added since default to new
         self.rows, self.pending, self.elapsed = state["rows"], state["pending"], state["elapsed"]
         if state["episode"] is not None:
             self.resume_episode({k: v.cpu().numpy() for k, v in state["episode"].items()})
@@ -330,15 +340,17 @@ class Trainer:
             bar = tqdm(total=self.cfg.train.frames, initial=self.frames, unit="frame", file=sys.stderr)
         t = self.cfg.train
         try:
-            while self.count["steps"] < self.total_steps:
-                self.step()
+            # Each pass does the work owed at the current agent step (updates, evaluation, log
+            # row), then takes the next step. A stop request ends the updates and the evaluation
+            # between two of theirs; the checkpoint then records what is left, and the resumed
+            # run's first pass does it, in the order an uninterrupted run would have.
+            while True:
                 bad = self.train_updates()
                 if bad is not None:
                     return self.diverge(bad)
                 if t.eval_every_frames and self.frames >= self.count["next_eval"]:
                     self.evaluate()
-                    self.count["next_eval"] += t.eval_every_frames
-                if self.frames >= self.count["next_log"]:
+                if self.frames >= self.count["next_log"] and not self.stop_requested:
                     self.log_updates()
                     self.count["next_log"] += t.log_every_frames
                     self.write_metrics()
@@ -359,8 +371,11 @@ class Trainer:
                     print(f"stop requested: checkpoint saved at frames {self.frames}, "
                           f"exiting {EXIT_PREEMPTED}", flush=True)
                     raise SystemExit(EXIT_PREEMPTED)
+                if self.count["steps"] >= self.total_steps:
+                    break
                 if t.checkpoint_every_seconds and time.monotonic() - self.last_checkpoint >= t.checkpoint_every_seconds:
                     self.save_checkpoint()
+                self.step()
         finally:
             if bar is not None:
                 bar.close()
