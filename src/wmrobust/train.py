@@ -441,10 +441,18 @@ def _train(cfg: RunConfig, run_dir: Path, progress: bool | None, _env_fn: Callab
             signal.signal(sig, handler)
 
 
+class TrainJobFailed(RuntimeError):
+    """The workflow's train job did not finish its run. A plain exception on purpose: raised
+    in a `run:` block, Snakemake counts it as the job failing, where SystemExit (a
+    BaseException) escapes its job thread unreported and leaves the job's Snakemake process
+    waiting for the job forever."""
+
+
 def train_job(cfg: RunConfig, run_dir: Path, log: Path) -> None:
     """The workflow's train job: `wmrobust train` of ``cfg`` in a process of its own, output
     appended to ``log``. Its own process owns its main thread, so it takes SIGTERM/SIGINT as
-    `wmrobust train` does (checkpoint, exit 143); a non-zero exit fails the job."""
+    `wmrobust train` does (checkpoint, exit 143); a non-zero exit fails the job
+    (TrainJobFailed), and a stopped run says where its checkpoint is and how to resume."""
     import subprocess
     import tempfile
 
@@ -453,8 +461,15 @@ def train_job(cfg: RunConfig, run_dir: Path, log: Path) -> None:
         save_yaml(cfg, path)
         code = subprocess.call([sys.executable, "-m", "wmrobust.cli", "train", "--run-dir", str(run_dir),
                                 "--config", str(path)], stdout=out, stderr=subprocess.STDOUT)
+    if code == EXIT_PREEMPTED:
+        try:
+            status = rundir.read_status(run_dir) or {}
+        except rundir.RunError:
+            status = {}
+        raise TrainJobFailed(f"{run_dir}: wmrobust train exited {code}: stopped at frames {status.get('frames')} "
+                             f"with a checkpoint; the same snakemake command resumes it (log: {log})")
     if code:
-        raise SystemExit(f"{run_dir}: wmrobust train exited {code} (log: {log})")
+        raise TrainJobFailed(f"{run_dir}: wmrobust train exited {code} (log: {log})")
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from wmrobust.episodes import evaluation_seeds
 from wmrobust.experiment import Experiment
 from wmrobust.schema import check_schema
 from wmrobust.results import RESULT_KINDS, sources
+from wmrobust.stopping import stop_jobs_on_signals
 from wmrobust.train import train_job
 
 min_version("9.0")

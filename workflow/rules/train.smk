@@ -5,8 +5,17 @@
 #   script's mtime is newer than its outputs (a pull, a checkout, an editor save);
 #   for `run:` it compares the block's text, and only if that was edited;
 # - `update()`: Snakemake neither deletes nor cleans up the run's files before or
-#   after a rerun or retry (it restores them if the job fails), so a rerun of a
-#   finished run finds it finished and a retry resumes from checkpoint/.
+#   after a rerun or retry (it restores them if the job fails; it deletes those it
+#   has no earlier version of, never checkpoint/, which is no output), so a rerun
+#   of a finished run finds it finished and a retry resumes from checkpoint/.
+# A run is never left running either: Ctrl-C or SIGTERM to a local snakemake
+# stops every job within seconds, each training run with a checkpoint, and no new
+# job starts (wmrobust.stopping); the same command then resumes the runs.
+
+
+onstart:
+    if workflow.local_exec:
+        stop_jobs_on_signals(logger.warning)
 
 
 rule train:
