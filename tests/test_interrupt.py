@@ -21,6 +21,7 @@ import torch
 from test_train import FakeEnv, compared, tiny
 from test_workflow import workflow_copy
 
+from wmrobust import rundir
 from wmrobust.config import merge, resolve
 from wmrobust.train import EVAL, EXIT_PREEMPTED, episode_seed, train
 
@@ -95,6 +96,10 @@ def test_a_stop_is_honoured_within_one_update_or_evaluation_episode_and_resumes_
         assert status["updates"] == updates
     rows = pd.read_parquet(tmp_path / "metrics.parquet")
     assert len(rows.query("split == 'eval'")) == eval_rows
+    # Snakemake deletes a failed job's outputs: the checkpoint still says how far the run is.
+    for name in ("status.json", "metrics.parquet", "metrics.parquet.provenance.json"):
+        (tmp_path / name).unlink()
+    assert rundir.state(tmp_path) == {"state": "resumable", "frames": frames, "id": "-"}
 
     assert train(cfg, tmp_path, progress=False, _env_fn=FakeEnv) == "finished"
     pd.testing.assert_frame_equal(compared(uninterrupted), compared(tmp_path))
@@ -205,6 +210,7 @@ def test_ctrl_c_stops_every_process_and_the_same_command_resumes(tmp_path, snake
     wait_for("training past the prefill", lambda: training_past_prefill(work), proc, work)
     stop_and_wait(proc, work, lambda: os.killpg(proc.pid, signal.SIGINT))
     frames = stopped_at(work)
+    assert rundir.state(run_dirs(work)[0])["frames"] == frames  # resumes before new runs of its seed
 
     again = snakemake_session(work, "seeds=[0]")  # no --rerun-incomplete
     resumed = f"resuming from checkpoint at frames {frames}"

@@ -1,11 +1,12 @@
 """Checkpoints of a training run: what `wmrobust train` saves so that resuming is exact.
 
 A checkpoint (``<run dir>/checkpoint/``) is ``state.pt`` and the replay episodes
-(``replay/``). ``state.pt`` holds what the trainer hands over (``Trainer.checkpoint_state``:
-the config hash, the model, the optimizers, the counters, the episode in progress with the
-policy's state, the last training batch, the metrics rows, pending update metrics and wall
-time so far), the replay episode ids, and the torch / numpy / python (and CUDA) random
-states. Environments are not saved: the trainer recreates them from its counters and
+(``replay/``), and beside them the trainer's ``progress.json`` (``rundir.PROGRESS``: how far
+the checkpoint is, where Snakemake leaves it). ``state.pt`` holds what the trainer hands
+over (``Trainer.checkpoint_state``: the config hash, the model, the optimizers, the counters,
+the episode in progress with the policy's state, the last training batch, the metrics rows,
+pending update metrics and wall time so far), the replay episode ids, and the torch / numpy
+/ python (and CUDA) random states. Environments are not saved: the trainer recreates them from its counters and
 replays the episode in progress (``Trainer.restore``).
 """
 

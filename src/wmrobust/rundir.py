@@ -6,7 +6,7 @@
                           and model.pt's SHA-256 once the run has ended
         model.pt          the final agent
         metrics.parquet   training curves and losses (+ .provenance.json)
-        checkpoint/       the resume state while the run trains
+        checkpoint/       the resume state while the run trains (progress.json: its frames)
         .lock             held by the process training it
 
 The per-run results of later stages (eval/, rollout/, heldout/) sit under the same LAYOUT
@@ -30,6 +30,10 @@ LAYOUT = "{task}/{variant}/seed{seed}-{rid}"
 """A run's folder below ``runs/`` (and below each later stage's folder); a changed config is
 a new run id, so a new folder beside the old one."""
 CONFIG, STATUS, MODEL, METRICS, CHECKPOINT = "config.yaml", "status.json", "model.pt", "metrics.parquet", "checkpoint"
+PROGRESS = "progress.json"
+"""In checkpoint/: the frames and updates the checkpoint holds. status.json cannot be relied on
+for them once a run has stopped: Snakemake deletes the declared outputs of a failed job, a
+stopped one included (or restores the versions from before the job), never the checkpoint."""
 ENDED = ("finished", "diverged")
 """Statuses of a run that has nothing left to train: its results are final."""
 
@@ -193,7 +197,7 @@ def load_agent(run: TrainedRun, obs_space: dict, act_dim: int):
 def state(run_dir: Path) -> dict[str, Any]:
     """A run directory's state: finished, diverged, stopped (resumable), running (its process
     is alive here), resumable (a checkpoint to continue from), failed (neither), or corrupt;
-    with its frames and id."""
+    with its frames (a resumable run's: its checkpoint's) and id."""
     try:
         status = read_status(run_dir) or {"status": "running"}
     except RunError:
@@ -202,7 +206,18 @@ def state(run_dir: Path) -> dict[str, Any]:
     if name == "running":
         alive = status.get("host") in (None, socket.gethostname()) and _alive(status.get("pid"))
         name = "running" if alive else ("resumable" if (run_dir / CHECKPOINT).exists() else "failed")
-    return {"state": name, "frames": status.get("frames"), "id": status.get("config_hash") or "-"}
+    frames = status.get("frames")
+    if name in ("stopped", "resumable"):
+        frames = _checkpoint_frames(run_dir, frames)
+    return {"state": name, "frames": frames, "id": status.get("config_hash") or "-"}
+
+
+def _checkpoint_frames(run_dir: Path, default: Any) -> Any:
+    try:
+        frames = json.loads((run_dir / CHECKPOINT / PROGRESS).read_text())["frames"]
+    except (OSError, ValueError, TypeError, KeyError):  # none yet (an older checkpoint), or unreadable
+        return default
+    return frames if isinstance(frames, int) else default
 
 
 def scan(runs: Path) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ import yaml
 from wmrobust import rundir
 from wmrobust.checkpoint import STATE, CheckpointError, load_checkpoint, save_checkpoint
 from wmrobust.config import ConfigError, RunConfig, config_hash, merge, read_yaml, resolve, save_yaml
-from wmrobust.io import file_digest, provenance, write_table
+from wmrobust.io import atomic_write_json, file_digest, provenance, write_table
 from wmrobust.progress import LogLines, duration
 
 TRAIN, EVAL = 0, 1  # seed streams of training and evaluation episodes
@@ -284,6 +284,7 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         save_checkpoint(self.ckpt_dir, self.checkpoint_state(), self.replay, self.rng)
+        atomic_write_json(self.ckpt_dir / rundir.PROGRESS, {"frames": self.frames, "updates": self.count["updates"]})
         self.last_checkpoint = time.monotonic()
 
     def restore(self) -> None:
