@@ -92,8 +92,8 @@ def seed_major(wildcards):
     """Training runs of lower seeds first (seed 0 of every variant, then seed 1...), so
     that a grid stopped part-way is balanced across variants; within a seed, runs that
     stopped part-way resume before new ones start, the furthest first."""
-    run_dir = Path(
-        f"results/{wildcards.scale}/runs/{RUN}".format(**dict(wildcards.items()))
+    run_dir = Path(f"results/{wildcards.scale}/runs") / rundir.run_path(
+        wildcards.task, wildcards.variant, wildcards.seed, wildcards.rid
     )
     frames = rundir.state(run_dir)["frames"] or 0
     total = EXPERIMENT.run_config(
