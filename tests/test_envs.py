@@ -113,6 +113,25 @@ def test_standard_render_equals_dm_control_render():
     env.close()
 
 
+@pytest.mark.parametrize("render", ["standard", "fast"])
+def test_an_env_renders_as_a_renderer_of_its_own_would(render):
+    """Envs share one GL context per task (Camera); a later env, with scaled dynamics, still
+    renders exactly what a fresh mujoco.Renderer of its own physics renders."""
+    import mujoco
+
+    cfg = EnvConfig(task="walker_walk", image_size=24, render=render)
+    make_env(cfg, 0).reset()  # the camera is made from this env's model
+    env = make_env(cfg, 1, parse_condition("mass=1.5"))
+    frames = [env.reset()["image"]] + [env.step(a)[0]["image"] for a in _actions(env.act_dim, 3)]
+    with mujoco.Renderer(env.physics.model.ptr, 24, 24) as own:
+        if render == "fast":
+            own.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+            own.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        own.update_scene(env.physics.data.ptr, camera=env.camera)
+        assert np.array_equal(frames[-1], own.render())
+    env.close()
+
+
 def test_batch_env_processes_match_in_process():
     fns = [functools.partial(make_env, SMALL, seed, parse_condition("noise=0.1")) for seed in (0, 1, 2)]
     actions = _actions(6, 3)

@@ -330,7 +330,8 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
     """Parsed YAML, or a ConfigError naming the missing or malformed file."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
+        # libyaml's loader when PyYAML has it: the same documents, ~7x faster (every job reads configs).
+        return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what}") from None
     except (UnicodeDecodeError, IsADirectoryError) as err:

@@ -9,6 +9,7 @@ Resetting does not reseed: later episodes of one env continue the seed's streams
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 
@@ -66,7 +67,6 @@ class DMCEnv:
         else:
             size = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
             self.obs_space = {"vector": ((size,), np.float32)}
-        self._renderer = None
         self._frames = None  # None until the first reset
 
     @property
@@ -76,28 +76,12 @@ class DMCEnv:
     def render(self) -> np.ndarray:
         """The current frame from the env's camera, uint8 (size, size, 3).
 
-        One mujoco.Renderer is kept and reused; with the stock scene flags its pixels
-        equal dm_control's ``physics.render``. render='fast' turns shadows and
-        reflections off in the scene, which changes what the agent sees.
+        With the stock scene flags the pixels equal dm_control's ``physics.render``.
+        render='fast' turns shadows and reflections off in the scene, which changes what
+        the agent sees.
         """
         model = self.physics.model.ptr
-        if self._renderer is None or self._renderer.model is not model:
-            if self._renderer is not None:
-                self._renderer.close()
-            size = self.cfg.image_size
-            try:
-                # 1000 scene geoms is plenty for the suite; the default 10000 takes ~0.15 s to allocate.
-                self._renderer = mujoco.Renderer(model, size, size, max_geom=1000)
-            except mujoco.FatalError as error:
-                raise RuntimeError(
-                    f"cannot render {self.cfg.task} ({error}); MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} "
-                    "must name a headless backend (egl or osmesa) before mujoco is first imported"
-                ) from error
-            if self.cfg.render == "fast":
-                self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-                self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
-        self._renderer.update_scene(self.physics.data.ptr, camera=self.camera)
-        return self._renderer.render()
+        return Camera.of(self.cfg, model).render(model, self.physics.data.ptr, self.camera)
 
     def _obs(self, time_step) -> dict[str, np.ndarray]:
         if self.cfg.obs == "pixels":
@@ -131,10 +115,69 @@ class DMCEnv:
         return self._obs(time_step), float(reward), done
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
         self._env.close()
+
+
+class Camera:
+    """Offscreen rendering of one task at one size, shared by every env of the task in
+    this process.
+
+    Every episode runs in a fresh env, and a fresh ``mujoco.Renderer`` costs ~0.5 CPU-s
+    (GL context, textures and meshes uploaded to Mesa, the first frame's setup), as much
+    as rendering a smoke episode. What the GL side holds depends only on the task's
+    model file, never on the physical parameters a perturbation scales, so one is kept
+    per task, size and render mode; each frame is laid out from the env's own model and
+    data. The calls are ``mujoco.Renderer``'s, so the pixels are the same.
+    """
+
+    _shared: dict[tuple, Camera] = {}
+
+    @classmethod
+    def of(cls, cfg: EnvConfig, model: mujoco.MjModel) -> Camera:
+        """The camera of ``cfg``'s task, size and render mode, made from ``model`` if new."""
+        # A forked child cannot use its parent's GL context (BatchEnv spawns instead).
+        key = (os.getpid(), cfg.task, cfg.image_size, cfg.render)
+        if key not in cls._shared:
+            cls._shared[key] = cls(cfg, model)
+            # Freed before the interpreter tears EGL down (which would print tracebacks).
+            atexit.register(cls._shared[key].close)
+        return cls._shared[key]
+
+    def __init__(self, cfg: EnvConfig, model: mujoco.MjModel):
+        size = cfg.image_size
+        try:
+            self._gl = mujoco.GLContext(size, size)
+            self._gl.make_current()
+            self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
+        except (AttributeError, RuntimeError, mujoco.FatalError) as error:
+            raise RuntimeError(
+                f"cannot render {cfg.task} ({error}); MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} "
+                "must name a headless backend (egl or osmesa) before mujoco is first imported"
+            ) from error
+        # 1000 scene geoms is plenty for the suite; the default 10000 takes ~0.15 s to allocate.
+        self._scene = mujoco.MjvScene(model, maxgeom=1000)
+        if cfg.render == "fast":
+            self._scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+            self._scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        self._option = mujoco.MjvOption()
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
+        self._rect = mujoco.MjrRect(0, 0, size, size)
+        self._camera = mujoco.MjvCamera()
+        self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+
+    def render(self, model, data, camera: int) -> np.ndarray:
+        self._gl.make_current()
+        self._camera.fixedcamid = camera
+        mujoco.mjv_updateScene(model, data, self._option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL,
+                               self._scene)
+        mujoco.mjr_render(self._rect, self._scene, self._context)
+        image = np.empty((self._rect.height, self._rect.width, 3), np.uint8)
+        mujoco.mjr_readPixels(image, None, self._rect, self._context)
+        return np.ascontiguousarray(image[::-1])  # GL rows run bottom to top
+
+    def close(self) -> None:
+        self._context.free()
+        self._gl.free()
 
 
 @functools.lru_cache(maxsize=None)
