@@ -22,12 +22,19 @@ HELDOUT_FRAMES = 120  # 60 agent steps + the first observation: 61 >= context 5 
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """A finished run: tiny agent, cartpole_swingup from vectors, 1200 frames (~400 updates)."""
+def tiny_run(tmp_path_factory, worker_id) -> Path:
+    """A finished run: tiny agent, cartpole_swingup from vectors, 1200 frames (~400 updates).
+    Trained once per test session, also when pytest-xdist's workers share it: the first to
+    take the lock trains, the others find the run finished (train leaves it as it is)."""
+    from filelock import FileLock
+
     from wmrobust.train import train
 
-    run_dir = tmp_path_factory.mktemp("runs") / "cartpole_swingup" / "baseline" / "seed0"
-    assert train(resolve(TINY_RUN), run_dir, progress=False) == "finished"
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # the workers' common folder
+    run_dir = shared / "tiny_run" / "cartpole_swingup" / "baseline" / "seed0"
+    with FileLock(shared / "tiny_run.lock"):
+        assert train(resolve(TINY_RUN), run_dir, progress=False) == "finished"
     return run_dir
 
 

@@ -112,7 +112,7 @@ def test_corrupt_replay_episode_names_the_file_and_the_fix(tmp_path, capsys, mon
     cfg = tiny().to_dict()
     sets = [f"{k}={v}" for k, v in {"env.task": cfg["env"]["task"], "env.obs": "vector", "env.episode_frames": 40,
                                     "agent.size": "tiny", "train.frames": 200, "train.prefill_frames": 40,
-                                    "train.train_ratio": 32, "train.eval_every_frames": 100,
+                                    "train.train_ratio": 32, "train.pretrain": 10, "train.eval_every_frames": 100,
                                     "train.checkpoint_every_seconds": 0}.items()]
     argv = ["--run-dir", str(tmp_path)] + [x for s in sets for x in ("--set", s)] + ["--device", "cpu"]
     assert main(["train", *argv]) == 2
