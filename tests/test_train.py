@@ -88,6 +88,7 @@ def test_run_dir_files_and_finished_is_idempotent(tmp_path):
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["status"] == "finished" and status["frames"] == 200 and status["diverged_at"] is None
     assert status["device"] == "cpu" and status["precision"] == "float32"
+    assert status["cpu_seconds"] > 0
     df = pd.read_parquet(tmp_path / "metrics.parquet")
     assert list(df.columns[:3]) == ["frames", "split", "return"]
     assert set(df.split) == {"train", "eval", "update"}
@@ -117,6 +118,25 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, obs):
     a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["agent"]
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["agent"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cpu_time_is_summed_over_sessions_and_never_partial(tmp_path):
+    """status.json's cpu_seconds adds up a resumed run's sessions; resumed from a checkpoint
+    that did not count them (older code) it stays unknown rather than showing a part."""
+    with pytest.raises(SystemExit):
+        train(tiny(), tmp_path / "a", progress=False, _env_fn=FakeEnv, _stop_after_frames=100)
+    first = json.loads((tmp_path / "a" / "status.json").read_text())["cpu_seconds"]
+    assert train(tiny(), tmp_path / "a", progress=False, _env_fn=FakeEnv) == "finished"
+    assert json.loads((tmp_path / "a" / "status.json").read_text())["cpu_seconds"] > first > 0
+
+    with pytest.raises(SystemExit):
+        train(tiny(), tmp_path / "b", progress=False, _env_fn=FakeEnv, _stop_after_frames=100)
+    state_file = tmp_path / "b" / "checkpoint" / "state.pt"
+    state = torch.load(state_file, weights_only=True)
+    del state["cpu_seconds"]
+    torch.save(state, state_file)
+    assert train(tiny(), tmp_path / "b", progress=False, _env_fn=FakeEnv) == "finished"
+    assert json.loads((tmp_path / "b" / "status.json").read_text())["cpu_seconds"] is None
 
 
 def test_non_finite_loss_stops_run_as_diverged(tmp_path, monkeypatch):

@@ -80,9 +80,16 @@ def estimate(exp: Experiment, counts: Counter, results: Path) -> list[dict[str, 
 
 
 def training_hours(run_dir: Path, threads: int) -> float:
-    """Core-hours a run has trained so far: its logged wall time (summed over sessions) x threads."""
+    """Core-hours a run has trained so far: the CPU time its status records, else (runs from
+    before that was recorded) its logged wall time, summed over sessions, x threads."""
     import pandas as pd
 
+    try:
+        cpu = (rundir.read_status(run_dir) or {}).get("cpu_seconds")
+    except rundir.RunError:
+        cpu = None
+    if isinstance(cpu, (int, float)):
+        return cpu / 3600
     metrics = run_dir / "metrics.parquet"
     if not metrics.exists():
         return 0.0

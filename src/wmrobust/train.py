@@ -120,6 +120,9 @@ class Trainer:
         self.rows: list[dict[str, Any]] = []
         self.pending: dict[str, list[float]] = {}  # update metrics since the last log row: name -> [sum, n]
         self.elapsed = 0.0  # wall seconds of earlier sessions of this run
+        # CPU seconds of earlier sessions; None once a session did not count them (a checkpoint
+        # older than this field), so that a partial count is never shown as the run's.
+        self.cpu_before: float | None = 0.0
         self.env = None
         self.episode: list[dict[str, np.ndarray]] = []
         self.act_state = None
@@ -133,6 +136,11 @@ class Trainer:
 
     def wall_time(self) -> float:
         return self.elapsed + time.monotonic() - self.session_start
+
+    def cpu_time(self) -> float | None:
+        """CPU seconds of this run's sessions (every thread of the process, from the start of each
+        session's loop), or None when an earlier session's were not counted."""
+        return None if self.cpu_before is None else self.cpu_before + time.process_time() - self.session_cpu
 
     # ---- episodes ---------------------------------------------------------------
 
@@ -262,6 +270,7 @@ class Trainer:
             "status": status, "frames": self.frames, "updates": self.count["updates"],
             "config_hash": self.hash, "device": self.device, "precision": self.cfg.train.precision,
             "diverged_at": diverged_at, "pid": os.getpid(), "resumable": status in ("running", "stopped"),
+            "cpu_seconds": None if (cpu := self.cpu_time()) is None else round(cpu, 1),
             **extra, **provenance()})
 
     # ---- checkpoints -------------------------------------------------------------
@@ -279,7 +288,7 @@ class Trainer:
             "act_state": self.act_state if in_episode else None,
             "last_batch": ({k: torch.from_numpy(v) for k, v in self.last_batch.items()}
                            if self.last_batch is not None else None),
-            "rows": self.rows, "pending": self.pending, "elapsed": self.wall_time(),
+            "rows": self.rows, "pending": self.pending, "elapsed": self.wall_time(), "cpu_seconds": self.cpu_time(),
         }
 
     def save_checkpoint(self) -> None:
@@ -294,6 +303,7 @@ class Trainer:
         self.agent.load_optimizer_state(state["optimizers"])
         self.count = {**self.count, **state["counters"]}  # counters added since default to new
         self.rows, self.pending, self.elapsed = state["rows"], state["pending"], state["elapsed"]
+        self.cpu_before = state.get("cpu_seconds")
         if state["episode"] is not None:
             self.resume_episode({k: v.cpu().numpy() for k, v in state["episode"].items()})
             self.act_state = state["act_state"]
@@ -328,6 +338,7 @@ class Trainer:
 
     def run(self, stop_after_frames: int | None = None) -> str:
         self.session_start = self.last_log_time = self.last_checkpoint = time.monotonic()
+        self.session_cpu = time.process_time()
         lines = LogLines()
         if (self.ckpt_dir / STATE).exists():
             self.restore()
