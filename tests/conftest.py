@@ -10,22 +10,6 @@ import pytest
 from wmrobust.config import resolve, save_yaml
 from wmrobust.io import file_digest
 
-# The two modules that take minutes (the workflow end to end, the Slurm cluster) start
-# first, each on a worker of its own under `pytest -n 2 --dist loadfile`, and the short
-# modules fill the other worker meanwhile; xdist's default order (most tests first) would
-# start them last, leaving one worker idle at the end.
-SLOWEST_FIRST = ("test_slurm.py", "test_workflow.py")
-
-
-def pytest_configure(config):
-    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist present
-        config.option.loadscopereorder = False
-
-
-def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.path.name not in SLOWEST_FIRST)  # stable: the rest keep their order
-
-
 # A vector-observation task on which a tiny world model learns visibly in ~400 updates.
 TINY_RUN = {
     "env": {"task": "cartpole_swingup", "obs": "vector", "episode_frames": 200},

@@ -49,6 +49,11 @@ def snakemake(*args: str, cwd: Path, check: bool = True) -> subprocess.Completed
     return proc
 
 
+def planned_outputs(output: str) -> list[str]:
+    """Every output path a dry-run's job listing names."""
+    return [f for line in re.findall(r"^\s+output: (.+)$", output, re.M) for f in line.split(", ")]
+
+
 def job_stats(output: str) -> dict[str, int]:
     """Rule -> job count from snakemake's 'Job stats' table."""
     block = output.split("Job stats:")[1]
@@ -302,18 +307,22 @@ def check_other_grids_leave_the_full_grid_alone(work: Path, tmp_path: Path) -> N
     before = {p: p.read_bytes() for p in [*figures.glob("*.*"), *runs.glob("*/*/*/model.pt")]}
 
     subset = ("--config", "tasks=[walker_walk]", "seeds=[0,1]", "variants=[baseline,zd5]")
-    dry = snakemake("-n", "--cores", "2", "figures", *subset, "--quiet", "rules", cwd=work)
-    plan = job_stats(dry.stdout + dry.stderr)
+    dry = snakemake("-n", "--cores", "2", "figures", *subset, cwd=work)
+    out = dry.stdout + dry.stderr
+    plan = job_stats(out)
     assert not {"train", "evaluate", "collect", "rollout"} & set(plan), plan
-    # One artifact is enough to see where a subset's artifacts go (every artifact rule asks
-    # selection_dir), and spares building all of them a third time in this test.
+    # Every artifact the subset plans goes to one folder of its own (the dry-run's outputs);
+    # one of them is built for real, which spares building all sixteen a third time here.
+    outputs = planned_outputs(out)
+    folders = {Path(f).parent for f in outputs if f.startswith("figures/")}
+    assert len(folders) == 1 and next(iter(folders)).name.startswith("custom-"), folders
     snakemake("--cores", "2", "claims", *subset, cwd=work)
     built = sorted(figures.glob("custom-*/claims.md"))
     assert len(built) == 1, "the subset's artifacts go to one folder of their own"
 
+    exp = Experiment.from_file(work / "config" / "config.yaml")
     preset = snakemake("-n", "--cores", "2", "figures", "--config",
                        'scales={"smoke": {"run": {"agent": {"preset": "dreamerv3"}}}}', "--quiet", "rules", cwd=work)
-    exp = Experiment.from_file(work / "config" / "config.yaml")
     assert job_stats(preset.stdout + preset.stderr)["train"] == len(exp.runs), "DreamerV3 runs are new runs"
 
     levels = snakemake("-n", "--cores", "2", "figures", "--config",
@@ -322,7 +331,7 @@ def check_other_grids_leave_the_full_grid_alone(work: Path, tmp_path: Path) -> N
     plan = job_stats(out)
     assert plan["evaluate"] == job_counts(exp, exp.artifact_ids)["evaluate"], plan
     assert not {"train", "collect", "rollout"} & set(plan), plan
-    outputs = [f for line in re.findall(r"^\s+output: (.+)$", out, re.M) for f in line.split(", ")]
+    outputs = planned_outputs(out)
     evaluated = [f for f in outputs if "/eval/" in f]
     assert evaluated and not [f for f in evaluated if (work / f).exists()], "other levels: files of their own"
 
