@@ -55,7 +55,10 @@ class Experiment:
             raise ConfigError(f"scale: {scale!r} is not a defined scale ({known})")
         self.scale_name: str = scale
         self.scale: dict[str, Any] = config["scales"][scale]
+        # (task, variant, seed) -> its resolved config, and its run: building a DAG asks for
+        # the same few runs thousands of times, and resolving and hashing a config is not free.
         self._run_configs: dict[tuple[str, str, int], RunConfig] = {}
+        self._runs: dict[tuple[str, str, int], GridRun] = {}
         self._check_references()
 
     @classmethod
@@ -291,7 +294,10 @@ class Experiment:
 
     def run(self, task: str, variant: str, seed: int) -> GridRun:
         """The run at (task, variant, seed), identified by the hash of its resolved config."""
-        return GridRun(task, variant, int(seed), self.run_config(task, variant, seed).hash())
+        key = (task, variant, int(seed))
+        if key not in self._runs:
+            self._runs[key] = GridRun(*key, self.run_config(*key).hash())
+        return self._runs[key]
 
     def artifact_variants(self, artifact_id: str) -> list[str]:
         """Variant names in the artifact's declared order (plot order)."""
