@@ -113,8 +113,8 @@ def test_run_ids_are_pinned():
     from wmrobust.config import ADDED_FIELDS
 
     assert resolve({}).hash() == "8789d2ee7317"
-    pinned = {("smoke", "walker_walk", "baseline", 0): "0a04f688e2b2",
-              ("smoke", "quadruped_walk", "nzd_jac", 1): "e7ae24348144",
+    pinned = {("smoke", "walker_walk", "baseline", 0): "e4f68efc689c",
+              ("smoke", "quadruped_walk", "nzd_jac", 1): "652701ad6195",
               ("local", "walker_walk", "baseline", 0): "3b78aaf1401a",
               ("local", "walker_walk", "nzd_jac", 4): "9f646ead70d2"}
     for (scale, task, variant, seed), rid in pinned.items():
