@@ -89,6 +89,23 @@ def test_jobs_are_scheduled_seed_major_and_results_before_more_training(tmp_path
         assert float(priority or 0) == expected, (rule, variant, seed, priority)
 
 
+def test_the_shipped_local_cache_spares_its_runs(tmp_path):
+    """Every run shipped in cache/local is a run of the local grid's config (a changed config
+    or run id would orphan it), and a clone with that cache plans no train, evaluate, collect
+    or rollout job for it: the grid goes on where the shipped results stop."""
+    work = workflow_copy(tmp_path / "work")
+    shutil.copytree(REPO / "cache" / "local", work / "cache" / "local")
+    exp = Experiment.from_file(CONFIG, scale="local")
+    folders = {str(p.relative_to(work / "cache" / "local" / "runs")) for p in (work / "cache" / "local" / "runs").glob("*/*/*")}
+    shipped = [run for run in exp.runs if run.path in folders]
+    assert folders and {run.path for run in shipped} == folders, sorted(folders - {run.path for run in shipped})
+    proc = snakemake("-n", "--cores", "2", "figures", "--config", "scale=local", cwd=work)
+    computed = re.findall(r"^rule (?:train|evaluate|collect|rollout):\n(?:    .*\n)*?    wildcards: .*rid=(\w+)",
+                          proc.stdout, re.M)
+    assert computed and not {run.rid for run in shipped} & set(computed)
+    assert job_stats(proc.stdout + proc.stderr)["train"] == len(exp.runs) - len(shipped)
+
+
 def test_single_artifact_target_builds_only_its_runs(scratch):
     proc = snakemake("-n", "--cores", "2", "fig3", "--quiet", "rules", cwd=scratch)
     stats = job_stats(proc.stdout + proc.stderr)
@@ -276,7 +293,9 @@ def check_the_cache_rebuilds_the_artifacts_without_training(work: Path, tmp_path
     exp = Experiment.from_file(work / "config" / "config.yaml")
     assert exported.returncode == 0, exported.stdout + exported.stderr
     assert f"{len(exp.runs)} of {len(exp.runs)} runs" in exported.stdout
-    assert not list((work / "cache").rglob("*.pt")) and not list((work / "cache").rglob("*.npz"))
+    assert not list((work / "cache").rglob("*.pt"))
+    episodes = {p.relative_to(work / "cache" / "smoke").parts[:3] for p in (work / "cache").rglob("*.npz")}
+    assert episodes == {("heldout", r.task, "baseline") for r in exp.stage_runs("rollout", exp.artifact_ids)}
 
     fresh = end_to_end_copy(tmp_path / "fresh")
     shutil.copytree(work / "cache", fresh / "cache")

@@ -5,8 +5,10 @@ The cache mirrors ``results/<scale>/``, keyed by run identity like it
 (``runs/<task>/<variant>/seed<k>-<run id>/``, ``eval/...``, ``rollout/...``: see
 ``Experiment.result_file``), but holds
 only what the aggregated tables read: each run's config, status and metrics, its
-evaluation table, and its rollout and Jacobian tables, each with its provenance. No
-model, replay or held-out episodes. The workflow reads a result from the cache only
+evaluation table, and its rollout and Jacobian tables, each with its provenance; and each
+baseline's held-out episodes, which the rollouts of every variant read (a few hundred KB:
+with them a clone adds a variant or finishes a partial grid without training a shipped
+baseline again). No model, replay or checkpoint. The workflow reads a result from the cache only
 while ``results/<scale>/`` lacks it (``result_path``), so a user's own run always wins, and a
 changed config, being a new run id, is never served from the cache.
 
@@ -24,25 +26,27 @@ from wmrobust.experiment import Experiment, GridRun
 from wmrobust.results import RESULT_KINDS
 
 
-def run_files(exp: Experiment, run: GridRun, sources: set[str]) -> list[str]:
-    """Paths (relative to a scale's folder) of what the cache holds for a run whose results
-    feed the aggregated ``sources`` (curves, runs, eval, rollout, jacobian)."""
-    stages = {RESULT_KINDS[s].stage for s in sources}
-    # Every table of a stage the sources need: one job writes them together (rollout, jacobian).
-    tables = [f"runs/{run.path}/{rundir.METRICS}"] + [
-        exp.result_file(name, run) for name, kind in RESULT_KINDS.items()
-        if kind.source and kind.file and kind.stage in stages
-    ]
+def run_files(exp: Experiment, run: GridRun, kinds: set[str]) -> list[str]:
+    """Paths (relative to a scale's folder) of what the cache holds for a run of whose
+    results the grid reads ``kinds`` (wmrobust.results: curves, runs, eval, ..., heldout)."""
+    stages = {RESULT_KINDS[k].stage for k in kinds}
+    # Every file of a stage the kinds need: one job writes them together (rollout, jacobian).
+    files = [kind for kind in RESULT_KINDS.values() if kind.file and kind.stage in stages]
+    tables = [f"runs/{run.path}/{rundir.METRICS}"] + [exp.result_file(k.name, run) for k in files if k.source]
+    episodes = [exp.result_file(k.name, run) for k in files if not k.source]  # no table, no provenance
     return ([f"runs/{run.path}/{rundir.CONFIG}", f"runs/{run.path}/{rundir.STATUS}"]
-            + tables + [f"{t}.provenance.json" for t in tables])
+            + tables + [f"{t}.provenance.json" for t in tables] + episodes)
 
 
-def run_sources(exp: Experiment) -> dict[GridRun, set[str]]:
-    """Every run of the grid with the aggregated sources its artifacts read from it."""
+def run_kinds(exp: Experiment) -> dict[GridRun, set[str]]:
+    """Every run of the grid with the kinds of result the grid reads from it: the sources
+    its artifacts aggregate, and for a baseline the held-out episodes rollouts read."""
     needed: dict[GridRun, set[str]] = {}
     for artifact in exp.artifact_ids:
         for run in exp.artifact_runs(artifact):
             needed.setdefault(run, set()).update(exp.artifact_sources(artifact))
+    for run in exp.stage_runs("rollout", exp.artifact_ids):
+        needed.setdefault(exp.heldout_run(run.task, run.seed), set()).add("heldout")
     return needed
 
 
@@ -63,8 +67,8 @@ def export(exp: Experiment, results: Path, cache: Path) -> tuple[list[GridRun], 
     trained to the end and was evaluated and rolled out). Each file is copied to a
     temporary name and renamed, so an interrupted export leaves no half-written table."""
     done, missing = [], []
-    for run, sources in run_sources(exp).items():
-        files = run_files(exp, run, sources)
+    for run, kinds in run_kinds(exp).items():
+        files = run_files(exp, run, kinds)
         if rundir.state(results / "runs" / run.path)["state"] not in rundir.ENDED or not all(
             (results / f).exists() for f in files
         ):

@@ -262,12 +262,12 @@ class Experiment:
             if self.run_config(run.task, run.variant, run.seed).env.obs == "vector":
                 raise ConfigError(f"{levels}.{family}: {family} perturbs images only, but run "
                                   f"{run.task}/{run.variant}/seed{run.seed} observes vectors (env.obs: vector)")
-        # Held-out episodes are the baseline's (heldout_file in workflow/rules/common.smk);
-        # the defaults are evaluate.smk's.
+        # The defaults are evaluate.smk's.
         rollout = self.stage("rollout")
         context, horizon = int(rollout.get("context", 5)), int(rollout.get("horizon", 50))
         for task, seed in sorted({(r.task, r.seed) for r in reading("rollout")}):
-            env = self.run_config(task, "baseline", seed).env
+            held = self.heldout_run(task, seed)
+            env = self.run_config(held.task, held.variant, held.seed).env
             frames = self.stage("heldout").get("episode_frames")
             key = f"scales.{self.scale_name}.heldout.episode_frames" if frames else "env.episode_frames"
             frames = int(frames or env.episode_frames)
@@ -298,6 +298,11 @@ class Experiment:
         if key not in self._runs:
             self._runs[key] = GridRun(*key, self.run_config(*key).hash())
         return self._runs[key]
+
+    def heldout_run(self, task: str, seed: int) -> GridRun:
+        """The run whose held-out episodes the rollouts of ``task`` and ``seed`` read: the
+        baseline's final policy records them once for every variant (the collect rule)."""
+        return self.run(task, "baseline", seed)
 
     def artifact_variants(self, artifact_id: str) -> list[str]:
         """Variant names in the artifact's declared order (plot order)."""

@@ -159,9 +159,10 @@ def train_threads(wildcards):
 
 
 def heldout_file(wildcards):
-    """Held-out episodes of the baseline run with the rollout job's task and seed."""
-    baseline = EXPERIMENT.run(wildcards.task, "baseline", int(wildcards.seed))
-    return f"{RESULTS}/{EXPERIMENT.result_file('heldout', baseline)}"
+    """Held-out episodes a rollout job reads: the user's, else the shipped ones, so a
+    clone adds a variant without training a shipped baseline again."""
+    run = EXPERIMENT.heldout_run(wildcards.task, int(wildcards.seed))
+    return result(EXPERIMENT.result_file("heldout", run))
 
 
 def current_stage(rule_name):
