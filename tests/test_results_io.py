@@ -176,6 +176,9 @@ def test_plan_shows_the_grid_progress_and_the_hours_left(tmp_path, capsys):
         frames = 100_000 if status == "finished" else 25_000
         (run_dir / "status.json").write_text(json.dumps({"status": status, "frames": frames}))
         pd.DataFrame({"wall_time": [0.0, hours * 3600]}).to_parquet(run_dir / "metrics.parquet")
+    # A resumed train job's benchmark times its last part only: the plan's train row ignores it.
+    (results / "benchmarks" / "train").mkdir(parents=True)
+    (results / "benchmarks" / "train" / "last-part.tsv").write_text("s\th:m:s\n60.0\t0:01:00\n")
     progress = grid_progress(exp, runs, results, cache)
     states = [progress["states"][r]["state"] for r in runs]
     assert states[:3] == ["finished", "cached", "stopped"] and set(states[3:]) == {"to do"}
@@ -186,3 +189,5 @@ def test_plan_shows_the_grid_progress_and_the_hours_left(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"grid progress: 1 cached, 1 finished, 1 stopped, {len(runs) - 3} to do" in out
     assert f"about {progress['left']:.1f} left ({progress['left'] / 2:.1f} h on 2 cores" in out
+    train = next(line.split() for line in out.splitlines() if line.startswith("train "))
+    assert train[1:4] == [str(len(runs)), "2.000", f"{2.0 * len(runs):.1f}"] and train[-1] == "measured"  # 1 thread

@@ -52,15 +52,20 @@ def job_threads(exp: Experiment, rule: str) -> int:
     return int(threads)
 
 
-def estimate(exp: Experiment, counts: Counter, results: Path) -> list[dict[str, Any]]:
+def estimate(exp: Experiment, counts: Counter, results: Path, run_hours: float | None = None) -> list[dict[str, Any]]:
     """Per-rule job counts with hours and disk: the mean of this scale's finished jobs where
     Snakemake's benchmark files exist (measured), else the scale's `estimates` block (a guess).
+    A train job is measured by ``run_hours``, the mean core-hours of the finished runs
+    (grid_progress): a resumed job's benchmark times its last part only.
     A job holds its CPUs, and a train job on a GPU its GPU too, for its hours."""
     est = exp.scale.get("estimates") or {}
     rows = []
     for rule, n in counts.items():
         per_job = est.get(rule, {})
-        measured = measured_seconds(results, rule)
+        if rule == "train":
+            measured = None if run_hours is None else run_hours * 3600 / job_threads(exp, rule)
+        else:
+            measured = measured_seconds(results, rule)
         seconds = measured if measured is not None else float(per_job.get("seconds", 0.0))
         gpu = rule == "train" and exp.resources("train").get("gpu", 0) > 0
         basis = ("measured" if measured is not None else "guessed (scales.<scale>.estimates)" if per_job
@@ -123,7 +128,7 @@ def grid_progress(exp: Experiment, runs: list, results: Path, cache: Path) -> di
     mean = sum(per_run) / len(per_run) if per_run else guess
     left = sum(mean * (1 - (s["frames"] or 0) / s["total_frames"]) for s in states.values()
                if s["state"] not in ("finished", "cached", "diverged"))
-    return {"states": states, "spent": spent, "left": left, "per_run": mean,
+    return {"states": states, "spent": spent, "left": left, "per_run": mean, "finished": len(per_run),
             "basis": f"measured over {len(per_run)} finished runs" if per_run else "the scale's estimate"}
 
 
@@ -213,11 +218,12 @@ def cli(command: str, argv: list[str]) -> int:
             raise ConfigError(f"artifact {a!r} is not built at scale {exp.scale_name!r} "
                               f"(it builds: {', '.join(exp.artifact_ids)})")
     results = Path(args.results) / exp.scale_name
-    rows = estimate(exp, job_counts(exp, artifacts, args.target or ["figures"]), results)
-    print(format_plan(exp, artifacts, rows))
     # Seed-major, the order the grid is run in: what exists at any moment is balanced across variants.
     runs = sorted({r for a in artifacts for r in exp.artifact_runs(a)}, key=lambda r: (r.seed, r.task, r.variant))
     progress = grid_progress(exp, runs, results, Path(args.cache) / exp.scale_name)
+    run_hours = progress["per_run"] if progress["finished"] else None
+    rows = estimate(exp, job_counts(exp, artifacts, args.target or ["figures"]), results, run_hours)
+    print(format_plan(exp, artifacts, rows))
     print(f"\n{format_progress(progress, args.cores)}")
     print(f"\n{len(runs)} runs ({results}/runs/<task>/<variant>/seed<k>-<run id>):")
     for run in runs:
