@@ -31,9 +31,9 @@ def run_files(exp: Experiment, run: GridRun, kinds: set[str]) -> list[str]:
     results the grid reads ``kinds`` (wmrobust.results: curves, runs, eval, ..., heldout)."""
     stages = {RESULT_KINDS[k].stage for k in kinds}
     # Every file of a stage the kinds need: one job writes them together (rollout, jacobian).
-    files = [kind for kind in RESULT_KINDS.values() if kind.file and kind.stage in stages]
-    tables = [f"runs/{run.path}/{rundir.METRICS}"] + [exp.result_file(k.name, run) for k in files if k.source]
-    episodes = [exp.result_file(k.name, run) for k in files if not k.source]  # no table, no provenance
+    stored = [kind for kind in RESULT_KINDS.values() if kind.file and kind.stage in stages]
+    tables = [f"runs/{run.path}/{rundir.METRICS}"] + [exp.result_file(k.name, run) for k in stored if k.source]
+    episodes = [exp.result_file(k.name, run) for k in stored if not k.source]  # no table, no provenance
     return ([f"runs/{run.path}/{rundir.CONFIG}", f"runs/{run.path}/{rundir.STATUS}"]
             + tables + [f"{t}.provenance.json" for t in tables] + episodes)
 
